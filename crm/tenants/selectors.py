@@ -1,0 +1,26 @@
+from django.conf import settings
+
+from crm.tenants.models import Domain, Tenant
+
+
+def tenant_for_host(hostname: str) -> Tenant | None:
+    """The tenant a host name routes to, or None. The template tenant is never reachable."""
+    suffix = f".{settings.CRM_BASE_DOMAIN}"
+    if hostname.endswith(suffix):
+        slug = hostname.removesuffix(suffix)
+        return Tenant.objects.filter(slug=slug, is_template=False).first()
+    domain = Domain.objects.select_related("tenant").filter(domain=hostname).first()
+    if domain is None or domain.tenant.is_template:
+        return None
+    return domain.tenant
+
+
+def tenant_url(tenant: Tenant, path: str = "/") -> str:
+    """The absolute URL of a page on a tenant's own host."""
+    port = f":{settings.CRM_PUBLIC_PORT}" if settings.CRM_PUBLIC_PORT else ""
+    return f"{settings.CRM_PUBLIC_SCHEME}://{tenant.slug}.{settings.CRM_BASE_DOMAIN}{port}{path}"
+
+
+def public_url(path: str = "/") -> str:
+    port = f":{settings.CRM_PUBLIC_PORT}" if settings.CRM_PUBLIC_PORT else ""
+    return f"{settings.CRM_PUBLIC_SCHEME}://{settings.CRM_BASE_DOMAIN}{port}{path}"

@@ -1,0 +1,18 @@
+from django.contrib.auth.decorators import login_required
+from django.db import connection
+from django.http import HttpResponse
+from django.shortcuts import render
+
+from contacts.selectors import shell_counts
+
+
+@login_required
+def home(request):
+    return render(request, "home.html", {"counts": shell_counts(request.user)})
+
+
+def healthz(request):
+    """Answers 200 when the app can reach its database (used by `make run` and compose)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    return HttpResponse("ok", content_type="text/plain")
