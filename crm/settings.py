@@ -42,7 +42,7 @@ if not SECRET_KEY:
 CRM_BASE_DOMAIN = env.str("CRM_BASE_DOMAIN", default="localhost")
 # The port the public URLs carry (make run serves on 8000 by default); empty behind a proxy.
 CRM_PUBLIC_PORT = env.str("CRM_PUBLIC_PORT", default="")
-CRM_PUBLIC_SCHEME = env.str("CRM_PUBLIC_SCHEME", default="http" if DEBUG else "https")
+CRM_PUBLIC_SCHEME = env.str("CRM_PUBLIC_SCHEME", default="http" if DEBUG or TESTING else "https")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[CRM_BASE_DOMAIN, f".{CRM_BASE_DOMAIN}"])
 
 SHARED_APPS = [
@@ -112,6 +112,8 @@ DATABASES["default"]["ENGINE"] = "django_tenants.postgresql_backend"
 DATABASES["default"]["HOST"] = unquote(DATABASES["default"]["HOST"])
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Two test runs on one server (say, two checkouts) each name their own test database.
+DATABASES["default"]["TEST"] = {"NAME": env.str("TEST_DATABASE_NAME", default="test_crm")}
 DATABASE_ROUTERS = ["django_tenants.routers.TenantSyncRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -176,11 +178,12 @@ SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
 MESSAGE_STORAGE = "django.contrib.messages.storage.cookie.CookieStorage"
 
-# --- security (production defaults; `make run` sets DEBUG=1) --------------------------------
+# --- security (production defaults; `make run` sets DEBUG=1, tests speak plain HTTP) -----------
 
-SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
-SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
-CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
+_HTTPS = not (DEBUG or TESTING)
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=_HTTPS)
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=_HTTPS)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=_HTTPS)
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
 SECURE_HSTS_PRELOAD = not DEBUG

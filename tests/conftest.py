@@ -31,11 +31,14 @@ PASSWORD = "a-long-test-password-42"
 @pytest.fixture(scope="session")
 def django_db_setup(django_db_setup, django_db_blocker):
     """After pytest-django creates the test database: the template and two tenants."""
+    from crm.tenants.models import Tenant
     from crm.tenants.services import template_ensure, tenant_provision
 
     with django_db_blocker.unblock():
         template_ensure()
         for slug in ("alpha", "beta"):
+            if Tenant.objects.filter(slug=slug).exists():  # --reuse-db
+                continue
             tenant_provision(
                 slug=slug,
                 name=slug.title() + " Inc",

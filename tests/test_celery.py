@@ -1,0 +1,45 @@
+"""A real Celery worker (celery.contrib.testing, in-process) on the real Redis broker."""
+
+import re
+
+import pytest
+from django.db import connection
+from django_tenants.utils import schema_context
+
+from crm.celery import NoTenantError
+from crm.users.models import Role, User
+from crm.users.services import user_invite
+from crm.users.tasks import invitation_send
+from tests.conftest import body_of
+
+
+def test_a_task_runs_in_the_schema_of_the_tenant_that_queued_it(
+    committed_tenant, celery_worker, mailbox
+):
+    first, second = committed_tenant("first"), committed_tenant("second")
+    with schema_context(first.schema_name):
+        admin = User.objects.get()
+        invited = user_invite(
+            invited_by=admin, email="newbie@first.test", full_name="Newbie", role=Role.SALES
+        )
+    connection.set_schema_to_public()
+
+    # on_commit queued the task; the worker reads the user from first's schema and mails them a
+    # link to first's host.
+    message = mailbox.wait_for("newbie@first.test")
+    assert re.search(rf"http://{first.slug}\.localhost\S*/invitation/", body_of(message))
+
+    # The same user id queued from second's schema names nobody there: the task finds no one.
+    with schema_context(second.schema_name):
+        assert not User.objects.filter(pk=invited.pk, invited_at__isnull=False).exists()
+        result = invitation_send.delay(invited.pk)
+    assert result.get(timeout=20) is False
+
+
+def test_a_task_queued_without_a_tenant_fails_loudly(celery_worker):
+    connection.set_schema_to_public()
+
+    result = invitation_send.delay(1)
+
+    with pytest.raises(NoTenantError, match="queued without a tenant"):
+        result.get(timeout=20)
