@@ -73,6 +73,8 @@ ROOT_URLCONF = "crm.urls_tenant"
 # New tenants are cloned from this schema instead of running every migration (see crm.tenants).
 TENANT_BASE_SCHEMA = "tenant_template"
 SHOW_PUBLIC_IF_NO_TENANT_FOUND = False
+# Empty schemas kept ready so that sign-up only renames one (see crm.tenants.services).
+CRM_SPARE_SCHEMAS = env.int("CRM_SPARE_SCHEMAS", default=2)
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",

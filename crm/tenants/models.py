@@ -6,18 +6,26 @@ from django_tenants.models import DomainMixin, TenantMixin
 class Tenant(TenantMixin):
     """A company that uses the CRM. All its data lives in its own PostgreSQL schema.
 
-    Tenants are created only through `crm.tenants.services.tenant_provision`, which clones the
-    schema from the template tenant inside one transaction; `auto_create_schema` is off so that a
-    plain `save()` never runs migrations behind the caller's back.
+    Besides live tenants there are two kinds of rows that nobody can reach by host: the template,
+    whose schema new schemas are cloned from, and spares, empty schemas cloned ahead of time so
+    that sign-up only has to rename one (see `crm.tenants.services`). Being tenant rows, both are
+    migrated by `migrate_schemas` like every live tenant.
+
+    `auto_create_schema` is off so that a plain `save()` never runs migrations behind the
+    caller's back.
     """
+
+    class Kind(models.TextChoices):
+        LIVE = "live", "Live"
+        TEMPLATE = "template", "Template"
+        SPARE = "spare", "Spare"
 
     slug = models.SlugField(max_length=30, unique=True)
     name = models.CharField(max_length=200)
     # The founder's e-mail: one workspace per founder address, checked at sign-up.
     owner_email = models.EmailField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
-    # The schema new tenants are cloned from; it has no domain and no users.
-    is_template = models.BooleanField(default=False)
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.LIVE)
 
     auto_create_schema = False
     auto_drop_schema = True
@@ -25,8 +33,8 @@ class Tenant(TenantMixin):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["is_template"],
-                condition=models.Q(is_template=True),
+                fields=["kind"],
+                condition=models.Q(kind="template"),
                 name="tenant_single_template",
             ),
             models.UniqueConstraint(

@@ -4,13 +4,14 @@ from crm.tenants.models import Domain, Tenant
 
 
 def tenant_for_host(hostname: str) -> Tenant | None:
-    """The tenant a host name routes to, or None. The template tenant is never reachable."""
+    """The live tenant a host name routes to, or None (the template and spares are never
+    reachable)."""
     suffix = f".{settings.CRM_BASE_DOMAIN}"
     if hostname.endswith(suffix):
         slug = hostname.removesuffix(suffix)
-        return Tenant.objects.filter(slug=slug, is_template=False).first()
+        return Tenant.objects.filter(slug=slug, kind=Tenant.Kind.LIVE).first()
     domain = Domain.objects.select_related("tenant").filter(domain=hostname).first()
-    if domain is None or domain.tenant.is_template:
+    if domain is None or domain.tenant.kind != Tenant.Kind.LIVE:
         return None
     return domain.tenant
 

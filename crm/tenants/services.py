@@ -1,18 +1,21 @@
 """Creating tenants.
 
-A tenant's schema is cloned from the template tenant's schema (`TENANT_BASE_SCHEMA`), which
-`migrate_schemas` keeps current like any other tenant. Cloning copies tables, indexes, sequences and
-the migration history in one SQL call, which is what lets sign-up answer in well under a second
-instead of running every migration.
+Running every migration for a new schema takes seconds, so schemas are cloned from the template
+tenant's schema (`TENANT_BASE_SCHEMA`), which `migrate_schemas` keeps current like any other tenant.
+Cloning copies tables, indexes, sequences and the migration history in one SQL call, but still takes
+a few hundred milliseconds, so a few spare schemas are cloned ahead of time by a Celery task and
+sign-up only renames one (`ALTER SCHEMA ... RENAME`, a catalog update). With no spare left,
+sign-up clones on the spot.
 """
 
 import re
+import secrets
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django_tenants.clone import CloneSchema
-from django_tenants.utils import schema_context, schema_exists
+from django_tenants.utils import quote_schema_name, schema_context, schema_exists
 
 from crm.tenants.models import Tenant
 
@@ -83,7 +86,7 @@ def template_ensure(*, verbosity: int = 0) -> Tenant:
 
     Later migrations reach it through `migrate_schemas`, which migrates every tenant row.
     """
-    template = Tenant.objects.filter(is_template=True).first()
+    template = Tenant.objects.filter(kind=Tenant.Kind.TEMPLATE).first()
     if template is not None:
         return template
     with transaction.atomic():
@@ -91,11 +94,36 @@ def template_ensure(*, verbosity: int = 0) -> Tenant:
             schema_name=settings.TENANT_BASE_SCHEMA,
             slug="tenant-template",
             name="Template",
-            is_template=True,
+            kind=Tenant.Kind.TEMPLATE,
         )
         # No base schema exists yet, so django-tenants runs every migration here.
         template.create_schema(check_if_exists=True, verbosity=verbosity)
     return template
+
+
+def _template() -> Tenant:
+    template = Tenant.objects.filter(kind=Tenant.Kind.TEMPLATE).first()
+    if template is None or not schema_exists(template.schema_name):
+        raise RuntimeError("The template tenant is missing: run `manage.py setup_platform`.")
+    return template
+
+
+def spares_fill(*, target: int = settings.CRM_SPARE_SCHEMAS) -> int:
+    """Clone spare schemas from the template until `target` are waiting; return how many were
+    made. Each spare is committed on its own, so a crash keeps the ones already made."""
+    made = 0
+    while Tenant.objects.filter(kind=Tenant.Kind.SPARE).count() < target:
+        with transaction.atomic():
+            token = secrets.token_hex(6)
+            spare = Tenant.objects.create(
+                schema_name=f"spare_{token}",
+                slug=f"spare-{token}",
+                name="Spare",
+                kind=Tenant.Kind.SPARE,
+            )
+            CloneSchema().clone_schema(_template().schema_name, spare.schema_name, "DATA")
+        made += 1
+    return made
 
 
 @transaction.atomic
@@ -105,23 +133,35 @@ def tenant_provision(
     """Create a tenant with its schema and its first admin user, all or nothing.
 
     Everything runs in one transaction (PostgreSQL DDL is transactional): if any step fails, the
-    tenant row, its schema and its user all vanish together and the same slug can be tried again.
+    tenant row, its schema and its user all vanish together (a spare it took goes back to being a
+    spare) and the same slug can be tried again.
     """
+    from crm.tenants.tasks import spares_refill
     from crm.users.services import user_create
 
     slug_validate(slug)
-    template = Tenant.objects.filter(is_template=True).first()
-    if template is None or not schema_exists(template.schema_name):
-        raise RuntimeError("The template tenant is missing: run `manage.py setup_platform`.")
-
     owner_email_validate(admin_email)
-    tenant = Tenant.objects.create(
-        schema_name=schema_name_for(slug),
-        slug=slug,
-        name=name,
-        owner_email=admin_email.strip().lower(),
+    schema_name = schema_name_for(slug)
+    # SKIP LOCKED: two sign-ups at once each take a different spare instead of queueing.
+    tenant = (
+        Tenant.objects.select_for_update(skip_locked=True).filter(kind=Tenant.Kind.SPARE).first()
     )
-    CloneSchema().clone_schema(template.schema_name, tenant.schema_name, "DATA")
+    if tenant is not None:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"ALTER SCHEMA {quote_schema_name(tenant.schema_name)} "
+                f"RENAME TO {quote_schema_name(schema_name)}"
+            )
+        tenant.kind = Tenant.Kind.LIVE
+    else:
+        tenant = Tenant(kind=Tenant.Kind.LIVE)
+    tenant.schema_name = schema_name
+    tenant.slug = slug
+    tenant.name = name
+    tenant.owner_email = admin_email.strip().lower()
+    tenant.save()
+    if not schema_exists(schema_name):
+        CloneSchema().clone_schema(_template().schema_name, schema_name, "DATA")
     with schema_context(tenant.schema_name):
         user_create(
             email=admin_email,
@@ -129,4 +169,5 @@ def tenant_provision(
             full_name=admin_name or admin_email.split("@")[0],
             role="admin",
         )
+    transaction.on_commit(spares_refill.delay)
     return tenant

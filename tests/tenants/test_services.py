@@ -6,7 +6,7 @@ from django_tenants.utils import schema_context, schema_exists
 
 from contacts.models import Contact
 from crm.tenants.models import Tenant
-from crm.tenants.services import tenant_provision
+from crm.tenants.services import spares_fill, tenant_provision
 from crm.users.models import Role, User
 from tests.conftest import PASSWORD, unique_slug
 
@@ -36,6 +36,31 @@ def test_provision_creates_a_schema_with_its_admin_and_the_tables_of_every_app()
         )
         assert admin.check_password(PASSWORD)
         assert Contact.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_provision_takes_a_spare_schema_when_one_is_waiting_and_clones_otherwise():
+    spares_fill(target=1)
+    spare = Tenant.objects.get(kind=Tenant.Kind.SPARE)
+
+    renamed = provision("epsilon")
+    cloned = provision("zeta")
+
+    assert renamed.pk == spare.pk and renamed.kind == Tenant.Kind.LIVE
+    assert not schema_exists(spare.schema_name)
+    assert cloned.pk != spare.pk
+    for tenant in (renamed, cloned):
+        with schema_context(tenant.schema_name):
+            assert User.objects.get().email == f"boss@{tenant.slug}.test"
+            assert Contact.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_spare_schemas_are_never_reachable_by_host(client):
+    spares_fill(target=1)
+    spare = Tenant.objects.get(kind=Tenant.Kind.SPARE)
+
+    assert client.get("/login/", HTTP_HOST=f"{spare.slug}.localhost").status_code == 404
 
 
 @pytest.mark.django_db

@@ -48,10 +48,7 @@ def login(client, email, host=ALPHA):
 
 @pytest.mark.parametrize("role", list(Role))
 def test_each_role_logs_in_and_sees_its_name_role_and_only_its_modules(client, in_alpha, role):
-    if role == Role.ADMIN:
-        email = "admin@alpha.test"
-    else:
-        email = make_user(role).email
+    email = "admin@alpha.test" if role == Role.ADMIN else make_user(role).email
 
     login(client, email)
     home = client.get("/", **ALPHA)

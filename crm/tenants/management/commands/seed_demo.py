@@ -15,7 +15,7 @@ class Command(BaseCommand):
         parser.add_argument("--contacts", type=int, default=2000)
 
     def handle(self, *args, slug, contacts, **options):
-        tenant = Tenant.objects.filter(slug=slug, is_template=False).first()
+        tenant = Tenant.objects.filter(slug=slug, kind=Tenant.Kind.LIVE).first()
         if tenant is None:
             raise CommandError(f"No tenant {slug!r}. Create it first with provision_tenant.")
         if contacts < 1:

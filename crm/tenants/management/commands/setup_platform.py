@@ -5,7 +5,7 @@ from django_tenants.utils import schema_context
 
 from crm import demo
 from crm.tenants.models import Tenant
-from crm.tenants.services import template_ensure, tenant_provision
+from crm.tenants.services import spares_fill, template_ensure, tenant_provision
 
 
 class Command(BaseCommand):
@@ -24,6 +24,7 @@ class Command(BaseCommand):
         template_ensure(verbosity=0)
         # Migrates every tenant, the template included; a no-op when nothing changed.
         call_command("migrate_schemas", tenant=True, interactive=False, verbosity=0)
+        spares_fill()
         if not no_demo:
             self._demo_ensure(demo_contacts)
         if verbosity:
