@@ -4,7 +4,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 WORKDIR /app
 COPY . .
 # collectstatic only reads settings; the URLs are placeholders so that no embedded server starts.
-RUN pip install --no-cache-dir . \
+RUN pip install --no-cache-dir -e . \
  && SECRET_KEY=build DATABASE_URL=postgres://build@localhost/build REDIS_URL=redis://localhost \
     STATIC_ROOT=/app/.data/static python manage.py collectstatic --noinput
 EXPOSE 8000
