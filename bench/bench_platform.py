@@ -47,8 +47,13 @@ def main() -> None:
 
     def signup() -> float:
         slug = f"b-{uuid.uuid4().hex[:10]}"
-        data = {"company": "Bench Co", "slug": slug, "full_name": "Bench Person",
-                "email": f"founder@{slug}.example", "password": "a-long-bench-password-1"}
+        data = {
+            "company": "Bench Co",
+            "slug": slug,
+            "full_name": "Bench Person",
+            "email": f"founder@{slug}.example",
+            "password": "a-long-bench-password-1",
+        }
         started = time.perf_counter()
         response = client.post("/", data, secure=True)
         elapsed = time.perf_counter() - started

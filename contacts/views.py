@@ -11,12 +11,16 @@ PAGE_SIZE = 50
 @login_required
 @require("accounts.view")
 def account_list(request):
-    page = Paginator(selectors.account_list(), PAGE_SIZE).get_page(request.GET.get("page"))
+    page = Paginator(selectors.account_list(request.user), PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
     return render(request, "contacts/account_list.html", {"page": page})
 
 
 @login_required
 @require("contacts.view")
 def contact_list(request):
-    page = Paginator(selectors.contact_list(), PAGE_SIZE).get_page(request.GET.get("page"))
+    page = Paginator(selectors.contact_list(request.user), PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
     return render(request, "contacts/contact_list.html", {"page": page})

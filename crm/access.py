@@ -1,17 +1,27 @@
 """Who may do what: the one place that answers it for views, API, exports and search.
 
-Each role's reach is listed here; views ask `can(user, action)` or use `require(action)`. A user
-who may not do something gets 403 for an action, and 404 for a record that is not theirs (later
-record-level rules live here too), the same answer as for one that does not exist.
+Two questions, both answered here:
+- May this role do this action at all? `can(user, action)` / `require(action)`; no gives 403.
+- Which records may this user see? `accounts_for(user)`, `contacts_for(user)`,
+  `opportunities_for(user)`. Every list, detail page, search and export starts from these, and a
+  record outside them gets 404, the same answer as one that does not exist.
+
+Record reach by role: admins and marketers see every account and contact (marketing works on the
+whole base); managers and salespeople see the records owned by themselves and by the members of
+their team; partners see only the accounts shared with their partner organisation, and those
+accounts' contacts and opportunities.
 """
 
 from dataclasses import dataclass
 from functools import wraps
 
 from django.core.exceptions import PermissionDenied
+from django.db.models import Q, QuerySet
 from django.urls import reverse
 
+from contacts.models import Account, Contact
 from crm.users.models import Role
+from opportunities.models import Opportunity
 
 # action -> roles allowed
 RULES: dict[str, frozenset[str]] = {
@@ -69,3 +79,44 @@ NAVIGATION = (
 
 def navigation_for(user) -> list[NavItem]:
     return [item for item in NAVIGATION if item.action is None or can(user, item.action)]
+
+
+def _owners_q(user, owner_field: str) -> Q:
+    """Records owned by the user or by a member of the user's team."""
+    if user.team_id is None:
+        return Q(**{owner_field: user.pk})
+    return Q(**{owner_field: user.pk}) | Q(**{f"{owner_field}__team_id": user.team_id})
+
+
+def _reach(user, *, owner_field: str, shared_field: str) -> Q | None:
+    """The filter for a user's records; None means no filter (everything)."""
+    if user.role in (Role.ADMIN, Role.MARKETING):
+        return None
+    if user.role in (Role.MANAGER, Role.SALES):
+        return _owners_q(user, owner_field)
+    if user.role == Role.PARTNER and user.partner_organization_id:
+        return Q(**{shared_field: user.partner_organization_id})
+    return Q(pk__in=[])
+
+
+def _scoped(queryset: QuerySet, q: Q | None) -> QuerySet:
+    # Each filter matches a record through at most one row (one owner, one partner organisation),
+    # so no DISTINCT is needed, and lists keep their index-ordered plans.
+    return queryset if q is None else queryset.filter(q)
+
+
+def accounts_for(user) -> QuerySet[Account]:
+    q = _reach(user, owner_field="owner", shared_field="shared_with")
+    return _scoped(Account.objects.all(), q)
+
+
+def contacts_for(user) -> QuerySet[Contact]:
+    q = _reach(user, owner_field="owner", shared_field="account__shared_with")
+    return _scoped(Contact.objects.all(), q)
+
+
+def opportunities_for(user) -> QuerySet[Opportunity]:
+    if user.role == Role.MARKETING:
+        return Opportunity.objects.none()
+    q = _reach(user, owner_field="owner", shared_field="account__shared_with")
+    return _scoped(Opportunity.objects.all(), q)

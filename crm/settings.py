@@ -49,6 +49,7 @@ SHARED_APPS = [
     "django_tenants",
     "crm.tenants",
     "django.contrib.contenttypes",
+    "django.contrib.postgres",
     "django.contrib.staticfiles",
     "django.contrib.messages",
     "django_htmx",

@@ -11,5 +11,7 @@ PAGE_SIZE = 50
 @login_required
 @require("opportunities.view")
 def opportunity_list(request):
-    page = Paginator(selectors.opportunity_list(), PAGE_SIZE).get_page(request.GET.get("page"))
+    page = Paginator(selectors.opportunity_list(request.user), PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
     return render(request, "opportunities/opportunity_list.html", {"page": page})

@@ -21,6 +21,16 @@ class Team(models.Model):
         return self.name
 
 
+class PartnerOrganization(models.Model):
+    """A reseller or agency that works some of the tenant's accounts; its users (role partner)
+    see only the accounts shared with it, with their contacts and opportunities."""
+
+    name = models.CharField(max_length=150, unique=True)
+
+    def __str__(self):
+        return self.name
+
+
 class UserManager(BaseUserManager):
     def get_by_natural_key(self, username):
         return self.get(email__iexact=username)
@@ -35,6 +45,9 @@ class User(AbstractBaseUser):
     role = models.CharField(max_length=20, choices=Role.choices, default=Role.SALES)
     team = models.ForeignKey(
         Team, null=True, blank=True, on_delete=models.SET_NULL, related_name="members"
+    )
+    partner_organization = models.ForeignKey(
+        PartnerOrganization, null=True, blank=True, on_delete=models.PROTECT, related_name="users"
     )
     is_active = models.BooleanField(default=True)
     date_joined = models.DateTimeField(default=timezone.now)

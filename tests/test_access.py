@@ -1,0 +1,102 @@
+"""Which records each role sees, through the one access module, on every list page."""
+
+import pytest
+
+from contacts.models import Account, Contact
+from crm import access
+from crm.users.models import PartnerOrganization, Role, Team, User
+from crm.users.services import user_create
+from opportunities.models import Opportunity
+from tests.conftest import PASSWORD
+
+pytestmark = pytest.mark.django_db
+
+ALPHA = {"HTTP_HOST": "alpha.localhost"}
+
+
+@pytest.fixture
+def world(in_alpha):
+    """Two teams, a marketer, a partner organisation, and one account per owner."""
+    north, south = Team.objects.create(name="North"), Team.objects.create(name="South")
+    reseller = PartnerOrganization.objects.create(name="Reseller Ltd")
+
+    def person(key, role, **kwargs):
+        return user_create(
+            email=f"{key}@alpha.test", password=PASSWORD, full_name=key.title(), role=role, **kwargs
+        )
+
+    people = {
+        "admin": User.objects.get(email="admin@alpha.test"),
+        "manager": person("manager", Role.MANAGER, team=north),
+        "sales": person("sales", Role.SALES, team=north),
+        "teammate": person("teammate", Role.SALES, team=north),
+        "rival": person("rival", Role.SALES, team=south),
+        "loner": person("loner", Role.SALES),
+        "marketing": person("marketing", Role.MARKETING),
+        "partner": person("partner", Role.PARTNER),
+    }
+    people["partner"].partner_organization = reseller
+    people["partner"].save()
+    stage = _stage()
+    for key in ("manager", "sales", "teammate", "rival", "loner"):
+        account = Account.objects.create(name=f"{key.title()} Account", owner=people[key])
+        Contact.objects.create(
+            first_name=key.title(), last_name="Contact", account=account, owner=people[key]
+        )
+        Opportunity.objects.create(
+            name=f"{key.title()} Deal", account=account, stage=stage, owner=people[key]
+        )
+    Account.objects.get(name="Rival Account").shared_with.add(reseller)
+    return people
+
+
+def _stage():
+    from opportunities.models import Pipeline, Stage
+
+    pipeline = Pipeline.objects.create(name="Sales")
+    return Stage.objects.create(pipeline=pipeline, name="Proposal", position=0, probability=50)
+
+
+ALL = {"Manager", "Sales", "Teammate", "Rival", "Loner"}
+EXPECTED = {
+    "admin": (ALL, ALL),
+    "marketing": (ALL, set()),
+    "manager": ({"Manager", "Sales", "Teammate"},) * 2,
+    "sales": ({"Manager", "Sales", "Teammate"},) * 2,
+    "rival": ({"Rival"},) * 2,
+    "loner": ({"Loner"},) * 2,
+    "partner": ({"Rival"},) * 2,
+}
+
+
+@pytest.mark.parametrize("who", list(EXPECTED))
+def test_each_role_sees_exactly_its_records(world, who):
+    user = world[who]
+    records, deals = EXPECTED[who]
+
+    assert {a.name.removesuffix(" Account") for a in access.accounts_for(user)} == records
+    assert {c.first_name for c in access.contacts_for(user)} == records
+    assert {o.name.removesuffix(" Deal") for o in access.opportunities_for(user)} == deals
+
+
+@pytest.mark.parametrize("who", ["admin", "sales", "rival", "partner"])
+def test_list_pages_show_only_the_records_the_user_may_see(client, world, who):
+    client.post("/login/", {"username": f"{who}@alpha.test", "password": PASSWORD}, **ALPHA)
+    records, deals = EXPECTED[who]
+
+    accounts = client.get("/accounts/", **ALPHA)
+    contacts = client.get("/contacts/", **ALPHA)
+    opportunities = client.get("/opportunities/", **ALPHA)
+
+    assert {a.name.removesuffix(" Account") for a in accounts.context["page"]} == records
+    assert {c.first_name for c in contacts.context["page"]} == records
+    assert {o.name.removesuffix(" Deal") for o in opportunities.context["page"]} == deals
+
+
+def test_a_partner_without_an_organisation_sees_nothing(world):
+    orphan = user_create(
+        email="orphan@alpha.test", password=PASSWORD, full_name="Orphan", role=Role.PARTNER
+    )
+
+    assert not access.accounts_for(orphan).exists()
+    assert not access.contacts_for(orphan).exists()
