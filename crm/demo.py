@@ -13,21 +13,13 @@ from django.utils import timezone
 from faker import Faker
 
 from campaigns.models import Campaign
-from contacts.models import Account, Contact, LifecycleStage
-from crm.users.models import Role, Team, User
+from contacts.models import Account, Contact, CustomerType, LifecycleStage
+from crm.demo_logins import DEMO_PASSWORD, DEMO_USERS
+from crm.users.models import PartnerOrganization, Role, Team, User
 from crm.users.services import user_create
 from opportunities.models import Opportunity, Pipeline, Stage
 from tracking.models import TimelineEntry
 
-DEMO_SLUG = "demo"
-DEMO_PASSWORD = "demo-pass-2026"
-DEMO_USERS = (
-    ("admin@demo.example", Role.ADMIN, "Ada Admin"),
-    ("manager@demo.example", Role.MANAGER, "Max Manager"),
-    ("sales@demo.example", Role.SALES, "Sam Sales"),
-    ("marketing@demo.example", Role.MARKETING, "Mia Marketing"),
-    ("partner@demo.example", Role.PARTNER, "Pat Partner"),
-)
 DEFAULT_STAGES = (
     ("Qualification", 10),
     ("Needs analysis", 25),
@@ -48,6 +40,7 @@ INDUSTRIES = (
     "Media",
     "Hospitality",
 )
+TERRITORIES = ("North", "South", "East", "West")
 BATCH = 5000
 
 
@@ -71,6 +64,7 @@ def pipeline_ensure() -> Pipeline:
 
 def demo_users_ensure() -> list[User]:
     team, _ = Team.objects.get_or_create(name="North")
+    partner_org, _ = PartnerOrganization.objects.get_or_create(name="Demo Reseller")
     users = []
     for email, role, name in DEMO_USERS:
         user = User.objects.filter(email=email).first()
@@ -82,6 +76,9 @@ def demo_users_ensure() -> list[User]:
                 role=role,
                 team=team if role in (Role.MANAGER, Role.SALES) else None,
             )
+            if role == Role.PARTNER:
+                user.partner_organization = partner_org
+                user.save(update_fields=["partner_organization"])
         users.append(user)
     return users
 
@@ -93,6 +90,7 @@ def demo_seed(*, contacts: int, seed: int = 2026) -> dict[str, int]:
     fake = Faker()
     Faker.seed(seed)
     rng = random.Random(seed)
+    partner_org, _ = PartnerOrganization.objects.get_or_create(name="Demo Reseller")
     owners = [u for u in demo_users_ensure() if u.role in (Role.SALES, Role.MANAGER, Role.ADMIN)]
     stages = list(pipeline_ensure().stages.all())
     now = timezone.now()
@@ -107,11 +105,19 @@ def demo_seed(*, contacts: int, seed: int = 2026) -> dict[str, int]:
                 phone=fake.phone_number()[:50],
                 city=fake.city(),
                 country=fake.country()[:100],
+                territory=rng.choice(TERRITORIES),
+                customer_type=rng.choice(CustomerType.values),
+                employees=rng.choice((10, 50, 200, 1000, 5000)),
                 owner=rng.choice(owners),
             )
             for _ in range(n_accounts)
         ),
         batch_size=BATCH,
+    )
+    # The demo reseller works one account in twenty.
+    Account.shared_with.through.objects.bulk_create(
+        Account.shared_with.through(account_id=account.pk, partnerorganization_id=partner_org.pk)
+        for account in accounts[::20]
     )
     stage_values = LifecycleStage.values
     created_contacts = Contact.objects.bulk_create(

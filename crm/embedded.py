@@ -15,7 +15,6 @@ from __future__ import annotations
 import atexit
 import logging
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -126,6 +125,7 @@ def _redis_executable() -> str:
 
 def _port_is_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
         except OSError:
@@ -209,32 +209,22 @@ def stop_redis(folder: Path) -> None:
 # --- both -------------------------------------------------------------------------------------
 
 
-def ensure_running(*, database: bool, cache: bool, stop_at_exit: bool = True) -> dict[str, str]:
+def ensure_running(*, database: bool, cache: bool) -> dict[str, str]:
     """Start (or reuse) the embedded servers that are asked for; return their URLs by env name.
-
-    What this process started is stopped when it exits, unless `stop_at_exit` is false (the
-    `make run` supervisor stops them itself, after its children).
-    """
+    What this process started is stopped when it exits."""
     root = data_dir()
     urls = {}
     if database:
         pg = start_postgres(root / "postgres")
         urls["DATABASE_URL"] = pg.url
-        if pg.started_here and stop_at_exit:
+        if pg.started_here:
             atexit.register(stop_postgres, root / "postgres")
     if cache:
         rd = start_redis(root / "redis")
         urls["REDIS_URL"] = rd.url
-        if rd.started_here and stop_at_exit:
+        if rd.started_here:
             atexit.register(stop_redis, root / "redis")
     return urls
-
-
-def remove_data(root: Path) -> None:
-    """Stop the servers of a data folder and delete it (used for throw-away test folders)."""
-    stop_postgres(root / "postgres")
-    stop_redis(root / "redis")
-    shutil.rmtree(root, ignore_errors=True)
 
 
 def development_secret_key() -> str:

@@ -41,8 +41,13 @@ if not SECRET_KEY:
 # Tenants live on <slug>.<CRM_BASE_DOMAIN>; the bare base domain is the public site.
 CRM_BASE_DOMAIN = env.str("CRM_BASE_DOMAIN", default="localhost")
 # The port the public URLs carry (make run serves on 8000 by default); empty behind a proxy.
-CRM_PUBLIC_PORT = env.str("CRM_PUBLIC_PORT", default="")
-CRM_PUBLIC_SCHEME = env.str("CRM_PUBLIC_SCHEME", default="http" if DEBUG or TESTING else "https")
+# A checkout running on embedded servers is a development machine: its URLs are plain HTTP on
+# `make run`'s default port.
+_DEVELOPMENT = bool(_missing) or DEBUG
+CRM_PUBLIC_PORT = env.str("CRM_PUBLIC_PORT", default="8000" if _DEVELOPMENT else "")
+CRM_PUBLIC_SCHEME = env.str(
+    "CRM_PUBLIC_SCHEME", default="http" if _DEVELOPMENT or TESTING else "https"
+)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[CRM_BASE_DOMAIN, f".{CRM_BASE_DOMAIN}"])
 
 SHARED_APPS = [

@@ -4,6 +4,7 @@ from django.core.management import BaseCommand, call_command
 from django_tenants.utils import schema_context
 
 from crm import demo
+from crm.demo_logins import DEMO_PASSWORD, DEMO_SLUG, DEMO_USERS
 from crm.tenants.models import Tenant
 from crm.tenants.services import spares_fill, template_ensure, tenant_provision
 
@@ -31,14 +32,14 @@ class Command(BaseCommand):
             self.stdout.write(f"Platform ready in {time.monotonic() - started:.1f}s.")
 
     def _demo_ensure(self, contacts: int) -> None:
-        tenant = Tenant.objects.filter(slug=demo.DEMO_SLUG).first()
+        tenant = Tenant.objects.filter(slug=DEMO_SLUG).first()
         if tenant is None:
-            email, _, name = demo.DEMO_USERS[0]
+            email, _, name = DEMO_USERS[0]
             tenant = tenant_provision(
-                slug=demo.DEMO_SLUG,
+                slug=DEMO_SLUG,
                 name="Demo Company",
                 admin_email=email,
-                admin_password=demo.DEMO_PASSWORD,
+                admin_password=DEMO_PASSWORD,
                 admin_name=name,
             )
         with schema_context(tenant.schema_name):

@@ -1,0 +1,44 @@
+# make run: the whole system on http://localhost:$(PORT)/   make test: the whole test suite.
+PORT ?= 8000
+export PORT
+PYTHON ?= python3
+VENV := .venv
+STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+
+.PHONY: run test lint bench bench-platform browser
+
+$(STAMP): pyproject.toml
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e '.[test]'
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+run: $(STAMP)
+	$(VENV)/bin/python -m crm.run
+
+# Browser tests drive Debian's Chromium; install it when it is missing and we may (root).
+browser:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "Installing Debian's chromium for the browser tests..."; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	      || echo "Could not install chromium: browser tests will be skipped."; \
+	  else \
+	    echo "No /usr/bin/chromium and no root to install it: browser tests will be skipped."; \
+	  fi; \
+	fi
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: $(STAMP) browser lint
+	$(VENV)/bin/python manage.py makemigrations --check --dry-run
+	$(VENV)/bin/pytest
+
+bench: $(STAMP)
+	@for script in bench/bench_*.py; do $(VENV)/bin/python -W ignore $$script || exit 1; done
+
+bench-platform: $(STAMP)
+	$(VENV)/bin/python -W ignore bench/bench_platform.py
