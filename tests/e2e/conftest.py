@@ -1,0 +1,159 @@
+"""Browser tests: a real gunicorn serving the test database, driven by headless Chromium.
+
+The live server is a separate process, so it sees only committed rows: these tests make their
+own tenants (`committed_tenant`, or the sign-up form) instead of using the `db` fixture.
+"""
+
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from django.conf import settings
+from django.db import connection
+from django_tenants.utils import schema_context
+
+from crm.embedded import free_port
+from tests.conftest import PASSWORD
+
+CHROMIUM = "/usr/bin/chromium"
+ROOT = Path(__file__).resolve().parent.parent.parent
+BIN = Path(sys.executable).parent
+
+
+@dataclass
+class LiveApp:
+    port: int
+
+    @property
+    def public_url(self) -> str:
+        return f"http://localhost:{self.port}/"
+
+    def url_for(self, slug: str, path: str = "/") -> str:
+        return f"http://{slug}.localhost:{self.port}{path}"
+
+
+def _database_url() -> str:
+    db = settings.DATABASES["default"]
+    port = f":{db['PORT']}" if db["PORT"] else ""
+    password = f":{quote(db['PASSWORD'], safe='')}" if db["PASSWORD"] else ""
+    return f"postgres://{db['USER']}{password}@{quote(db['HOST'], safe='')}{port}/{db['NAME']}"
+
+
+@pytest.fixture(scope="session")
+def live_app(django_db_setup, smtp_server):
+    controller, _mailbox = smtp_server
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": _database_url(),
+        "REDIS_URL": settings.REDIS_URL,
+        "SECRET_KEY": settings.SECRET_KEY,
+        "DEBUG": "1",
+        "CRM_BASE_DOMAIN": "localhost",
+        "CRM_PUBLIC_PORT": str(port),
+        "CRM_PUBLIC_SCHEME": "http",
+        "EMAIL_URL": f"smtp://127.0.0.1:{controller.port}",
+    }
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    server = subprocess.Popen(
+        [
+            str(BIN / "gunicorn"),
+            "crm.wsgi:application",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "2",
+            "--threads",
+            "2",
+        ],
+        cwd=ROOT,
+        env=env,
+    )
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/healthz", headers={"Host": f"localhost:{port}"}
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(request, timeout=2):
+                break
+        except (urllib.error.URLError, ConnectionError):
+            if time.monotonic() > deadline or server.poll() is not None:
+                server.kill()
+                pytest.fail("the live app server did not start")
+            time.sleep(0.2)
+    yield LiveApp(port)
+    server.terminate()
+    server.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not os.path.exists(CHROMIUM):
+        pytest.skip("Debian's chromium is not installed (make test installs it as root)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def context(browser):
+    context = browser.new_context()
+    context.set_default_timeout(10_000)
+    yield context
+    context.close()
+
+
+@pytest.fixture
+def page(context):
+    return context.new_page()
+
+
+@pytest.fixture
+def add_user(django_db_blocker):
+    """Create a committed user in a tenant: `add_user(tenant, role)` returns its e-mail."""
+    from crm.users.services import user_create
+
+    def add(tenant, role: str, **extra) -> str:
+        email = f"{role}@{tenant.slug}.test"
+        with django_db_blocker.unblock(), schema_context(tenant.schema_name):
+            user_create(
+                email=email,
+                password=PASSWORD,
+                full_name=f"{role.title()} Person",
+                role=role,
+                **extra,
+            )
+        connection.set_schema_to_public()
+        return email
+
+    return add
+
+
+def log_in(page, live_app, slug: str, email: str, password: str = PASSWORD) -> None:
+    page.goto(live_app.url_for(slug, "/login/"))
+    page.fill("#id_username", email)
+    page.fill("#id_password", password)
+    page.click("button[type=submit]")
