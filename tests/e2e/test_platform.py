@@ -23,17 +23,28 @@ def forget_tenant(django_db_blocker):
             tenant.delete(force_drop=True)
 
 
+def sign_up(page, live_app, *, company: str, slug: str, name: str, email: str) -> None:
+    page.goto(live_app.public_url)
+    page.fill("#id_company", company)
+    page.fill("#id_slug", slug)
+    page.fill("#id_full_name", name)
+    page.fill("#id_email", email)
+    page.fill("#id_password", PASSWORD)
+    page.click("text=Create workspace")
+
+
 def test_signing_up_lands_the_founder_in_the_app_shell(page, live_app, forget_tenant):
     slug = unique_slug("web")
     forget_tenant(slug)
-    page.goto(live_app.public_url)
 
-    page.fill("#id_company", "Web Widgets")
-    page.fill("#id_slug", slug)
-    page.fill("#id_full_name", "Wendy Founder")
-    page.fill("#id_email", f"wendy@{slug}.test")
-    page.fill("#id_password", PASSWORD)
-    page.click("text=Create workspace")
+    sign_up(
+        page,
+        live_app,
+        company="Web Widgets",
+        slug=slug,
+        name="Wendy Founder",
+        email=f"wendy@{slug}.test",
+    )
 
     expect(page).to_have_url(live_app.url_for(slug, "/"))
     expect(page.get_by_test_id("user-name")).to_have_text("Wendy Founder")
@@ -48,13 +59,14 @@ def test_signing_up_lands_the_founder_in_the_app_shell(page, live_app, forget_te
 def test_sign_up_with_a_bad_slug_shows_the_error_and_creates_nothing(
     page, live_app, django_db_blocker, slug, message
 ):
-    page.goto(live_app.public_url)
-    page.fill("#id_company", "Nope Inc")
-    page.fill("#id_slug", slug)
-    page.fill("#id_full_name", "No Body")
-    page.fill("#id_email", f"nobody-{uuid.uuid4().hex[:6]}@nope.test")
-    page.fill("#id_password", PASSWORD)
-    page.click("text=Create workspace")
+    sign_up(
+        page,
+        live_app,
+        company="Nope Inc",
+        slug=slug,
+        name="No Body",
+        email=f"nobody-{uuid.uuid4().hex[:6]}@nope.test",
+    )
 
     expect(page.locator(".field.has-error")).to_contain_text(message)
     with django_db_blocker.unblock():
