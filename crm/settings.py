@@ -118,7 +118,8 @@ WSGI_APPLICATION = "crm.wsgi.application"
 DATABASES = {"default": env.db_url("DATABASE_URL")}
 DATABASES["default"]["ENGINE"] = "django_tenants.postgresql_backend"
 DATABASES["default"]["HOST"] = unquote(DATABASES["default"]["HOST"])
-DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+# Tests close connections after each request and task, so the test database can be dropped.
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0 if TESTING else 60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 # Two test runs on one server (say, two checkouts) each name their own test database.
 DATABASES["default"]["TEST"] = {"NAME": env.str("TEST_DATABASE_NAME", default="test_crm")}
