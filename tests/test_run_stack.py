@@ -11,6 +11,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+import uuid
 from pathlib import Path
 
 import psutil
@@ -191,3 +192,40 @@ def test_make_run_on_a_taken_port_says_so_and_starts_nothing(data_dir):
     assert result.returncode == 1
     assert f"Port {port} is in use" in result.stdout
     assert not Path(data_dir, "postgres").exists()
+
+
+def test_make_run_with_database_and_redis_urls_starts_no_embedded_server(data_dir, settings):
+    """The servers of this test session stand in for external ones (a database and a Redis
+    database of the stack's own, so its worker never takes this session's tasks)."""
+    import psycopg
+
+    from tests.e2e.conftest import database_url
+
+    db = settings.DATABASES["default"]
+    name = f"crm_external_{uuid.uuid4().hex[:8]}"
+    admin = dict(
+        host=db["HOST"],
+        port=db["PORT"] or None,
+        user=db["USER"],
+        password=db["PASSWORD"] or None,
+        dbname="postgres",
+        autocommit=True,
+    )
+    with psycopg.connect(**admin) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    port = free_port()
+    env = {
+        **stack_env(data_dir, port),
+        "DATABASE_URL": database_url(name),
+        "REDIS_URL": settings.REDIS_URL.rsplit("/", 1)[0] + "/15",
+    }
+    try:
+        process, _ = start(env)
+        assert get(port, "demo.localhost", "/login/")[0] == 200
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=60) == 0
+        assert not Path(data_dir, "postgres").exists()
+        assert not Path(data_dir, "redis").exists()
+    finally:
+        with psycopg.connect(**admin) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -39,11 +39,13 @@ class LiveApp:
         return f"http://{slug}.localhost:{self.port}{path}"
 
 
-def _database_url() -> str:
+def database_url(name: str | None = None) -> str:
+    """The URL of the test database (or of another database on the same server)."""
     db = settings.DATABASES["default"]
     port = f":{db['PORT']}" if db["PORT"] else ""
     password = f":{quote(db['PASSWORD'], safe='')}" if db["PASSWORD"] else ""
-    return f"postgres://{db['USER']}{password}@{quote(db['HOST'], safe='')}{port}/{db['NAME']}"
+    host = quote(db["HOST"], safe="")
+    return f"postgres://{db['USER']}{password}@{host}{port}/{name or db['NAME']}"
 
 
 @pytest.fixture(scope="session")
@@ -52,7 +54,7 @@ def live_app(django_db_setup, smtp_server):
     port = free_port()
     env = {
         **os.environ,
-        "DATABASE_URL": _database_url(),
+        "DATABASE_URL": database_url(),
         "REDIS_URL": settings.REDIS_URL,
         "SECRET_KEY": settings.SECRET_KEY,
         "DEBUG": "1",
