@@ -114,3 +114,96 @@ class Contact(models.Model):
     @property
     def full_name(self) -> str:
         return f"{self.first_name} {self.last_name}".strip()
+
+
+class _LinkedToRecord(models.Model):
+    """Something filed against a contact, an account and/or an opportunity."""
+
+    contact = models.ForeignKey(
+        Contact, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    account = models.ForeignKey(
+        Account, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    opportunity = models.ForeignKey(
+        "opportunities.Opportunity",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+    )
+
+    class Meta:
+        abstract = True
+
+
+def _linked_check(name: str) -> models.CheckConstraint:
+    return models.CheckConstraint(
+        condition=models.Q(contact__isnull=False)
+        | models.Q(account__isnull=False)
+        | models.Q(opportunity__isnull=False),
+        name=name,
+    )
+
+
+class Activity(_LinkedToRecord):
+    """Something that happened with a customer: a call, a meeting, an e-mail, a letter or a note,
+    with who did it, when, and how it went."""
+
+    class Kind(models.TextChoices):
+        CALL = "call", "Call"
+        MEETING = "meeting", "Meeting"
+        EMAIL = "email", "E-mail"
+        LETTER = "letter", "Letter"
+        NOTE = "note", "Note"
+
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    subject = models.CharField(max_length=200)
+    notes = models.TextField(blank=True)
+    outcome = models.CharField(max_length=100, blank=True)
+    occurred_at = models.DateTimeField()
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="activities"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "activities"
+        constraints = [_linked_check("activity_linked_to_a_record")]
+        indexes = [models.Index(fields=["user", "-occurred_at"])]
+
+    def __str__(self):
+        return self.subject
+
+
+class Task(_LinkedToRecord):
+    """An action item: something someone has to do by a date, about a customer record."""
+
+    class Priority(models.IntegerChoices):
+        LOW = 1, "Low"
+        NORMAL = 2, "Normal"
+        HIGH = 3, "High"
+
+    title = models.CharField(max_length=200)
+    notes = models.TextField(blank=True)
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="tasks"
+    )
+    due_on = models.DateField(null=True, blank=True)
+    priority = models.PositiveSmallIntegerField(choices=Priority.choices, default=Priority.NORMAL)
+    done_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [_linked_check("task_linked_to_a_record")]
+        indexes = [models.Index(fields=["assignee", "done_at", "due_on"])]
+
+    def __str__(self):
+        return self.title
+
+    @property
+    def is_done(self) -> bool:
+        return self.done_at is not None

@@ -1,7 +1,9 @@
 from django.db.models import QuerySet
+from django.shortcuts import get_object_or_404
 
-from contacts.models import Account, Contact
+from contacts.models import Account, Contact, Task
 from crm import access
+from tracking.models import AuditEntry, TimelineEntry
 
 
 def account_list(user) -> QuerySet[Account]:
@@ -27,3 +29,61 @@ def shell_counts(user) -> dict[str, int]:
         ).count(),
         "my_opportunities": opportunities.filter(owner=user).count(),
     }
+
+
+def contact_get(user, pk: int) -> Contact:
+    """A contact the user may see, or 404 (the same answer for "not yours" and "not there")."""
+    return get_object_or_404(access.contacts_for(user).select_related("account", "owner"), pk=pk)
+
+
+def account_get(user, pk: int) -> Account:
+    return get_object_or_404(access.accounts_for(user).select_related("owner", "parent"), pk=pk)
+
+
+def timeline(
+    *,
+    contact: Contact | None = None,
+    account: Account | None = None,
+    kind: str | None = None,
+    limit: int = 100,
+) -> list[TimelineEntry]:
+    """The newest entries of a contact's or an account's timeline, optionally of one kind."""
+    entries = TimelineEntry.objects.select_related("actor", "contact")
+    entries = entries.filter(contact=contact) if contact else entries.filter(account=account)
+    if kind:
+        entries = entries.filter(kind=kind)
+    return list(entries.order_by("-occurred_at", "-id")[:limit])
+
+
+def timeline_kinds(*, contact: Contact | None = None, account: Account | None = None) -> list:
+    """The kinds that occur on a timeline, for its filter."""
+    entries = (
+        TimelineEntry.objects.filter(contact=contact)
+        if contact
+        else TimelineEntry.objects.filter(account=account)
+    )
+    present = set(entries.values_list("kind", flat=True).distinct())
+    return [(value, label) for value, label in TimelineEntry.Kind.choices if value in present]
+
+
+def open_tasks(*, contact: Contact | None = None, account: Account | None = None) -> list[Task]:
+    tasks = Task.objects.filter(done_at__isnull=True).select_related("assignee")
+    tasks = tasks.filter(contact=contact) if contact else tasks.filter(account=account)
+    return list(tasks.order_by("due_on", "id"))
+
+
+def audit_trail(instance, limit: int = 50) -> list[AuditEntry]:
+    return list(
+        AuditEntry.objects.filter(model=instance._meta.label_lower, object_id=instance.pk)
+        .select_related("actor")
+        .order_by("-at", "-id")[:limit]
+    )
+
+
+def account_opportunities(user, account: Account):
+    return list(
+        access.opportunities_for(user)
+        .filter(account=account)
+        .select_related("stage", "owner")
+        .order_by("expected_close", "id")[:100]
+    )

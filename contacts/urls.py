@@ -6,5 +6,14 @@ app_name = "contacts"
 
 urlpatterns = [
     path("accounts/", views.account_list, name="account_list"),
+    path("accounts/new/", views.account_create, name="account_create"),
+    path("accounts/<int:pk>/", views.account_detail, name="account_detail"),
+    path("accounts/<int:pk>/edit/", views.account_edit, name="account_edit"),
     path("contacts/", views.contact_list, name="contact_list"),
+    path("contacts/new/", views.contact_create, name="contact_create"),
+    path("contacts/<int:pk>/", views.contact_detail, name="contact_detail"),
+    path("contacts/<int:pk>/edit/", views.contact_edit, name="contact_edit"),
+    path("contacts/<int:pk>/activities/", views.contact_log_activity, name="contact_log_activity"),
+    path("contacts/<int:pk>/tasks/", views.contact_add_task, name="contact_add_task"),
+    path("tasks/<int:pk>/done/", views.task_done, name="task_done"),
 ]

@@ -1,9 +1,14 @@
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.shortcuts import render
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
 
-from contacts import selectors
+from contacts import selectors, services
+from contacts.forms import AccountForm, ActivityForm, ContactForm, TaskForm
+from contacts.models import Task
 from crm.access import require
+from tracking.models import TimelineEntry
 
 PAGE_SIZE = 50
 
@@ -24,3 +29,145 @@ def contact_list(request):
         request.GET.get("page")
     )
     return render(request, "contacts/contact_list.html", {"page": page})
+
+
+def _timeline_kind(request) -> str | None:
+    kind = request.GET.get("kind") or None
+    return kind if kind in TimelineEntry.Kind.values else None
+
+
+@login_required
+@require("contacts.view")
+def contact_detail(request, pk):
+    """The 360-degree page: everything about one person, newest first."""
+    contact = selectors.contact_get(request.user, pk)
+    kind = _timeline_kind(request)
+    return render(
+        request,
+        "contacts/contact_detail.html",
+        {
+            "contact": contact,
+            "timeline": selectors.timeline(contact=contact, kind=kind),
+            "kinds": selectors.timeline_kinds(contact=contact),
+            "kind": kind,
+            "tasks": selectors.open_tasks(contact=contact),
+            "audit": selectors.audit_trail(contact),
+            "activity_form": ActivityForm(initial={"kind": "call"}),
+            "task_form": TaskForm(),
+        },
+    )
+
+
+@login_required
+@require("contacts.view")
+def contact_create(request):
+    form = ContactForm(request.POST or None, user=request.user)
+    if request.method == "POST" and form.is_valid():
+        contact = services.contact_create(actor=request.user, **form.cleaned_data)
+        messages.success(request, f"{contact.full_name} was added.")
+        return redirect("contacts:contact_detail", pk=contact.pk)
+    return render(request, "contacts/contact_form.html", {"form": form})
+
+
+@login_required
+@require("contacts.view")
+def contact_edit(request, pk):
+    contact = selectors.contact_get(request.user, pk)
+    form = ContactForm(request.POST or None, instance=contact, user=request.user)
+    if request.method == "POST" and form.is_valid():
+        services.contact_update(actor=request.user, contact=contact, **form.cleaned_data)
+        messages.success(request, "Saved.")
+        return redirect("contacts:contact_detail", pk=contact.pk)
+    return render(request, "contacts/contact_form.html", {"form": form, "contact": contact})
+
+
+@login_required
+@require("contacts.view")
+@require_POST
+def contact_log_activity(request, pk):
+    contact = selectors.contact_get(request.user, pk)
+    form = ActivityForm(request.POST)
+    if form.is_valid():
+        services.activity_log(actor=request.user, contact=contact, **form.cleaned_data)
+        messages.success(request, f"{form.cleaned_data['kind'].title()} logged.")
+    else:
+        _report(request, form)
+    return redirect("contacts:contact_detail", pk=contact.pk)
+
+
+@login_required
+@require("contacts.view")
+@require_POST
+def contact_add_task(request, pk):
+    contact = selectors.contact_get(request.user, pk)
+    form = TaskForm(request.POST)
+    if form.is_valid():
+        services.task_create(actor=request.user, contact=contact, **form.cleaned_data)
+        messages.success(request, "Task added.")
+    else:
+        _report(request, form)
+    return redirect("contacts:contact_detail", pk=contact.pk)
+
+
+@login_required
+@require_POST
+def task_done(request, pk):
+    """Tick a task off; only for tasks on records the user may see."""
+    task = get_object_or_404(Task.objects.select_related("contact", "account"), pk=pk)
+    if task.contact_id:
+        selectors.contact_get(request.user, task.contact_id)
+    elif task.account_id:
+        selectors.account_get(request.user, task.account_id)
+    services.task_set_done(actor=request.user, task=task, done=request.POST.get("done") != "0")
+    return redirect(request.POST.get("next") or "home")
+
+
+@login_required
+@require("accounts.view")
+def account_detail(request, pk):
+    """An account's page: its details, its contacts, its opportunities and all their history."""
+    account = selectors.account_get(request.user, pk)
+    kind = _timeline_kind(request)
+    return render(
+        request,
+        "contacts/account_detail.html",
+        {
+            "account": account,
+            "contacts": selectors.contact_list(request.user).filter(account=account)[:100],
+            "opportunities": selectors.account_opportunities(request.user, account),
+            "timeline": selectors.timeline(account=account, kind=kind),
+            "kinds": selectors.timeline_kinds(account=account),
+            "kind": kind,
+            "tasks": selectors.open_tasks(account=account),
+            "audit": selectors.audit_trail(account),
+        },
+    )
+
+
+@login_required
+@require("accounts.view")
+def account_create(request):
+    form = AccountForm(request.POST or None, user=request.user)
+    if request.method == "POST" and form.is_valid():
+        account = services.account_create(actor=request.user, **form.cleaned_data)
+        messages.success(request, f"{account.name} was added.")
+        return redirect("contacts:account_detail", pk=account.pk)
+    return render(request, "contacts/account_form.html", {"form": form})
+
+
+@login_required
+@require("accounts.view")
+def account_edit(request, pk):
+    account = selectors.account_get(request.user, pk)
+    form = AccountForm(request.POST or None, instance=account, user=request.user)
+    if request.method == "POST" and form.is_valid():
+        services.account_update(actor=request.user, account=account, **form.cleaned_data)
+        messages.success(request, "Saved.")
+        return redirect("contacts:account_detail", pk=account.pk)
+    return render(request, "contacts/account_form.html", {"form": form, "account": account})
+
+
+def _report(request, form) -> None:
+    for field, errors in form.errors.items():
+        label = form.fields[field].label if field in form.fields else ""
+        messages.error(request, f"{label}: {' '.join(errors)}" if label else " ".join(errors))

@@ -79,6 +79,8 @@ ROOT_URLCONF = "crm.urls_tenant"
 # New tenants are cloned from this schema instead of running every migration (see crm.tenants).
 TENANT_BASE_SCHEMA = "tenant_template"
 SHOW_PUBLIC_IF_NO_TENANT_FOUND = False
+# Set the search path when the tenant changes, not before every query (half the round trips).
+TENANT_LIMIT_SET_CALLS = True
 # Empty schemas kept ready so that sign-up only renames one (see crm.tenants.services).
 CRM_SPARE_SCHEMAS = env.int("CRM_SPARE_SCHEMAS", default=2)
 

@@ -187,12 +187,21 @@ def body_of(message: Message) -> str:
 def celery_worker_session():
     """A real Celery worker (in a thread of this process) consuming from the test Redis."""
     from celery.contrib.testing.worker import start_worker
+    from celery.signals import task_postrun
+    from django.db import connections
 
     from crm.celery import app
 
+    def close_worker_connections(**kwargs):
+        # The worker thread's own connections; left open, they keep the test database from
+        # being dropped at the end of the session.
+        connections.close_all()
+
+    task_postrun.connect(close_worker_connections, weak=False)
     app.control.purge()
     with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30) as worker:
         yield worker
+    task_postrun.disconnect(close_worker_connections)
 
 
 @pytest.fixture

@@ -1,0 +1,86 @@
+"""Forms validate input; the services in contacts.services do the writing."""
+
+from django import forms
+
+from contacts.models import Account, Activity, Contact, Task
+from crm import access
+from crm.users.models import User
+
+
+class ContactForm(forms.ModelForm):
+    class Meta:
+        model = Contact
+        fields = [
+            "first_name",
+            "last_name",
+            "email",
+            "phone",
+            "title",
+            "account",
+            "owner",
+            "territory",
+            "customer_type",
+            "source",
+            "lifecycle_stage",
+            "interests",
+            "do_not_email",
+            "do_not_call",
+            "do_not_mail",
+            "external_id",
+        ]
+        help_texts = {"interests": "Separate with commas."}
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["account"].queryset = access.accounts_for(user).order_by("name")
+        self.fields["owner"].queryset = User.objects.filter(is_active=True)
+
+
+class AccountForm(forms.ModelForm):
+    class Meta:
+        model = Account
+        fields = [
+            "name",
+            "domain",
+            "industry",
+            "employees",
+            "territory",
+            "customer_type",
+            "parent",
+            "owner",
+            "phone",
+            "street",
+            "postal_code",
+            "city",
+            "country",
+            "tags",
+            "external_id",
+        ]
+        help_texts = {"tags": "Separate with commas."}
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        parents = access.accounts_for(user).order_by("name")
+        if self.instance.pk:
+            parents = parents.exclude(pk=self.instance.pk)
+        self.fields["parent"].queryset = parents
+        self.fields["owner"].queryset = User.objects.filter(is_active=True)
+
+
+class ActivityForm(forms.ModelForm):
+    class Meta:
+        model = Activity
+        fields = ["kind", "subject", "outcome", "notes"]
+        widgets = {"notes": forms.Textarea(attrs={"rows": 2})}
+
+
+class TaskForm(forms.ModelForm):
+    class Meta:
+        model = Task
+        fields = ["title", "due_on", "priority", "assignee"]
+        widgets = {"due_on": forms.DateInput(attrs={"type": "date"})}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["assignee"].queryset = User.objects.filter(is_active=True)
+        self.fields["assignee"].required = False

@@ -1,0 +1,166 @@
+"""Writes on accounts, contacts, activities and tasks. Each runs in the current tenant's schema
+and writes the record's timeline entry and audit trail in the same transaction."""
+
+from datetime import date, datetime
+
+from django.db import transaction
+from django.utils import timezone
+
+from contacts.models import Account, Activity, Contact, Task
+from tracking.models import TimelineEntry
+from tracking.services import audit_record, field_values, timeline_add
+
+
+def _create(*, actor, instance, name: str, **timeline_target):
+    if instance.owner_id is None:
+        instance.owner = actor
+    instance.full_clean()
+    instance.save()
+    audit_record(instance=instance, action="created", actor=actor)
+    timeline_add(
+        kind=TimelineEntry.Kind.RECORD,
+        actor=actor,
+        summary=f"{actor} added {name} to the CRM",
+        **timeline_target,
+    )
+    return instance
+
+
+def _update(*, actor, instance, fields: dict, **timeline_target):
+    # Compare with the stored row, locked until commit: the caller's instance may already carry
+    # the new values (a bound ModelForm writes them into its instance while validating).
+    stored = type(instance).objects.select_for_update().get(pk=instance.pk)
+    before = field_values(stored)
+    for name, value in fields.items():
+        setattr(instance, name, value)
+    instance.full_clean()
+    instance.save()
+    entry = audit_record(instance=instance, action="updated", actor=actor, before=before)
+    if entry is not None:
+        changed = ", ".join(name.replace("_", " ") for name in entry.changes)
+        timeline_add(
+            kind=TimelineEntry.Kind.RECORD,
+            actor=actor,
+            summary=f"{actor} changed {changed}",
+            **timeline_target,
+        )
+    return instance
+
+
+@transaction.atomic
+def contact_create(*, actor, **fields) -> Contact:
+    contact = Contact(**fields)
+    return _create(actor=actor, instance=contact, name=contact.full_name, contact=contact)
+
+
+@transaction.atomic
+def contact_update(*, actor, contact: Contact, **fields) -> Contact:
+    return _update(actor=actor, instance=contact, fields=fields, contact=contact)
+
+
+@transaction.atomic
+def account_create(*, actor, **fields) -> Account:
+    account = Account(**fields)
+    return _create(actor=actor, instance=account, name=account.name, account=account)
+
+
+@transaction.atomic
+def account_update(*, actor, account: Account, **fields) -> Account:
+    return _update(actor=actor, instance=account, fields=fields, account=account)
+
+
+@transaction.atomic
+def activity_log(
+    *,
+    actor,
+    kind: str,
+    subject: str,
+    notes: str = "",
+    outcome: str = "",
+    occurred_at: datetime | None = None,
+    contact: Contact | None = None,
+    account: Account | None = None,
+    opportunity=None,
+) -> Activity:
+    """Log a call, meeting, e-mail, letter or note against a record."""
+    activity = Activity(
+        kind=kind,
+        subject=subject,
+        notes=notes,
+        outcome=outcome,
+        occurred_at=occurred_at or timezone.now(),
+        contact=contact,
+        account=account or (contact.account if contact else None),
+        opportunity=opportunity,
+        user=actor,
+    )
+    activity.full_clean()
+    activity.save()
+    summary = f"{activity.get_kind_display()}: {subject}"
+    if outcome:
+        summary += f" ({outcome})"
+    timeline_add(
+        kind=kind,
+        summary=summary,
+        detail=notes,
+        contact=contact,
+        account=activity.account,
+        actor=actor,
+        occurred_at=activity.occurred_at,
+    )
+    return activity
+
+
+@transaction.atomic
+def task_create(
+    *,
+    actor,
+    title: str,
+    assignee=None,
+    due_on: date | None = None,
+    priority: int = Task.Priority.NORMAL,
+    notes: str = "",
+    contact: Contact | None = None,
+    account: Account | None = None,
+    opportunity=None,
+) -> Task:
+    task = Task(
+        title=title,
+        assignee=assignee or actor,
+        due_on=due_on,
+        priority=priority,
+        notes=notes,
+        contact=contact,
+        account=account or (contact.account if contact else None),
+        opportunity=opportunity,
+        created_by=actor,
+    )
+    task.full_clean()
+    task.save()
+    due = f", due {due_on:%d %b %Y}" if due_on else ""
+    timeline_add(
+        kind=TimelineEntry.Kind.TASK,
+        contact=contact,
+        account=task.account,
+        actor=actor,
+        summary=f"Task for {task.assignee}: {title}{due}",
+    )
+    return task
+
+
+@transaction.atomic
+def task_set_done(*, actor, task: Task, done: bool) -> Task:
+    """Mark a task done or not done. Doing it twice changes nothing the second time."""
+    if done == task.is_done:
+        return task
+    task.done_at = timezone.now() if done else None
+    task.save(update_fields=["done_at"])
+    verb = "completed" if done else "reopened"
+    timeline_add(
+        kind=TimelineEntry.Kind.TASK,
+        contact=task.contact,
+        account=task.account,
+        actor=actor,
+        summary=f"{actor} {verb} the task: {task.title}",
+    )
+    return task

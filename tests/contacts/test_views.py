@@ -1,0 +1,202 @@
+import pytest
+
+from contacts import services
+from contacts.models import Activity, Contact, Task
+from crm.users.models import Role, Team, User
+from crm.users.services import user_create
+from tests.conftest import PASSWORD
+from tracking.models import TimelineEntry
+
+pytestmark = pytest.mark.django_db
+
+ALPHA = {"HTTP_HOST": "alpha.localhost"}
+
+
+@pytest.fixture
+def sales(in_alpha):
+    return user_create(
+        email="sales@alpha.test",
+        password=PASSWORD,
+        full_name="Sally Sales",
+        role=Role.SALES,
+        team=Team.objects.create(name="North"),
+    )
+
+
+@pytest.fixture
+def sales_client(client, sales):
+    client.post("/login/", {"username": sales.email, "password": PASSWORD}, **ALPHA)
+    return client
+
+
+@pytest.fixture
+def contact(sales):
+    account = services.account_create(actor=sales, name="Initech")
+    return services.contact_create(
+        actor=sales,
+        first_name="Peter",
+        last_name="Gibbons",
+        email="peter@initech.test",
+        account=account,
+    )
+
+
+def test_the_360_page_shows_everything_newest_first_and_filters_by_kind(
+    sales_client, sales, contact, django_assert_max_num_queries
+):
+    services.activity_log(actor=sales, contact=contact, kind="call", subject="First call")
+    services.task_create(actor=sales, contact=contact, title="Send the quote")
+    services.activity_log(actor=sales, contact=contact, kind="meeting", subject="Demo on site")
+
+    with django_assert_max_num_queries(15):
+        page = sales_client.get(f"/contacts/{contact.pk}/", **ALPHA)
+
+    summaries = [e.summary for e in page.context["timeline"]]
+    assert summaries[:3] == [
+        "Meeting: Demo on site",
+        "Task for Sally Sales: Send the quote",
+        "Call: First call",
+    ]
+    assert [t.title for t in page.context["tasks"]] == ["Send the quote"]
+    calls = sales_client.get(f"/contacts/{contact.pk}/?kind=call", **ALPHA)
+    assert [e.summary for e in calls.context["timeline"]] == ["Call: First call"]
+    unknown = sales_client.get(f"/contacts/{contact.pk}/?kind=<script>", **ALPHA)
+    assert unknown.status_code == 200 and len(unknown.context["timeline"]) == len(summaries)
+
+
+def test_quick_actions_log_a_call_and_add_a_task(sales_client, sales, contact):
+    logged = sales_client.post(
+        f"/contacts/{contact.pk}/activities/",
+        {"kind": "call", "subject": "Follow-up", "outcome": "Interested", "notes": ""},
+        **ALPHA,
+    )
+    tasked = sales_client.post(
+        f"/contacts/{contact.pk}/tasks/",
+        {"title": "Book a demo", "due_on": "2026-12-01", "priority": "3"},
+        **ALPHA,
+    )
+
+    assert logged.status_code == tasked.status_code == 302
+    assert Activity.objects.get().subject == "Follow-up"
+    task = Task.objects.get()
+    assert (task.title, task.assignee, task.priority) == ("Book a demo", sales, 3)
+
+
+def test_a_bad_quick_action_reports_the_field_and_saves_nothing(sales_client, contact):
+    response = sales_client.post(
+        f"/contacts/{contact.pk}/tasks/",
+        {"title": "", "due_on": "not a date"},
+        **ALPHA,
+        follow=True,
+    )
+
+    text = response.content.decode()
+    assert "Title: This field is required." in text
+    assert "Enter a valid date." in text
+    assert not Task.objects.exists()
+
+
+def test_creating_a_contact_with_bad_input_shows_field_errors(sales_client):
+    response = sales_client.post(
+        "/contacts/new/",
+        {
+            "first_name": "",
+            "email": "nope",
+            "customer_type": "prospect",
+            "lifecycle_stage": "awareness",
+        },
+        **ALPHA,
+    )
+
+    assert response.status_code == 200
+    assert set(response.context["form"].errors) >= {"first_name", "email"}
+    assert not Contact.objects.exists()
+
+
+def test_creating_and_editing_a_contact(sales_client, sales):
+    created = sales_client.post(
+        "/contacts/new/",
+        {
+            "first_name": "Joanna",
+            "last_name": "Smith",
+            "email": "jo@chotchkies.test",
+            "customer_type": "prospect",
+            "lifecycle_stage": "awareness",
+            "interests": "flair, pins",
+        },
+        **ALPHA,
+    )
+    contact = Contact.objects.get()
+    assert created.url == f"/contacts/{contact.pk}/"
+    assert contact.owner == sales and contact.interests == ["flair", "pins"]
+
+    sales_client.post(
+        f"/contacts/{contact.pk}/edit/",
+        {
+            "first_name": "Joanna",
+            "last_name": "Smith",
+            "email": "jo@chotchkies.test",
+            "customer_type": "customer",
+            "lifecycle_stage": "purchase",
+            "owner": sales.pk,
+        },
+        **ALPHA,
+    )
+
+    contact.refresh_from_db()
+    assert contact.lifecycle_stage == "purchase"
+    page = sales_client.get(f"/contacts/{contact.pk}/", **ALPHA)
+    assert "lifecycle_stage" in page.context["audit"][0].changes
+
+
+def test_names_and_notes_with_script_show_as_text(sales_client, sales):
+    contact = services.contact_create(actor=sales, first_name="<script>alert(1)</script>")
+    services.activity_log(
+        actor=sales,
+        contact=contact,
+        kind="note",
+        subject="<img src=x onerror=alert(2)>",
+        notes="<b>bold</b>",
+    )
+
+    html = sales_client.get(f"/contacts/{contact.pk}/", **ALPHA).content.decode()
+
+    assert "<script>alert(1)</script>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "<img src=x" not in html and "<b>bold</b>" not in html
+
+
+def test_someone_elses_contact_is_404_on_every_page(client, contact, in_alpha):
+    rival = user_create(
+        email="rival@alpha.test", password=PASSWORD, full_name="Rival", role=Role.SALES
+    )
+    client.post("/login/", {"username": rival.email, "password": PASSWORD}, **ALPHA)
+    task = services.task_create(actor=contact.owner, contact=contact, title="Private")
+
+    assert client.get(f"/contacts/{contact.pk}/", **ALPHA).status_code == 404
+    assert client.get(f"/contacts/{contact.pk}/edit/", **ALPHA).status_code == 404
+    assert client.get(f"/accounts/{contact.account_id}/", **ALPHA).status_code == 404
+    assert (
+        client.post(
+            f"/contacts/{contact.pk}/activities/", {"kind": "call", "subject": "x"}, **ALPHA
+        ).status_code
+        == 404
+    )
+    assert client.post(f"/tasks/{task.pk}/done/", **ALPHA).status_code == 404
+    assert client.get("/contacts/999999/", **ALPHA).status_code == 404
+    task.refresh_from_db()
+    assert not task.is_done and not Activity.objects.exists()
+
+
+def test_the_account_page_shows_the_history_of_all_its_contacts(sales_client, sales, contact):
+    colleague = services.contact_create(actor=sales, first_name="Michael", account=contact.account)
+    services.activity_log(actor=sales, contact=contact, kind="call", subject="Peter's call")
+    services.activity_log(actor=sales, contact=colleague, kind="email", subject="Michael's mail")
+
+    page = sales_client.get(f"/accounts/{contact.account_id}/", **ALPHA)
+
+    summaries = {e.summary for e in page.context["timeline"]}
+    assert {"Call: Peter's call", "E-mail: Michael's mail"} <= summaries
+    assert {c.first_name for c in page.context["contacts"]} == {"Peter", "Michael"}
+    assert TimelineEntry.objects.filter(account=contact.account).count() >= 4
+    assert User.objects.count() >= 2

@@ -1,0 +1,75 @@
+"""Writing a customer's history: timeline entries and the audit trail. Callers run these inside
+the transaction of the change they describe, so history and change commit together."""
+
+from datetime import datetime
+
+from django.db import models
+from django.utils import timezone
+
+from tracking.models import AuditEntry, TimelineEntry
+
+SKIPPED_FIELDS = {"id", "created_at", "updated_at"}
+
+
+def timeline_add(
+    *,
+    kind: str,
+    summary: str,
+    contact=None,
+    account=None,
+    actor=None,
+    detail: str = "",
+    occurred_at: datetime | None = None,
+) -> TimelineEntry:
+    """Add an entry to a contact's (and so their account's) timeline, or to an account's."""
+    if account is None and contact is not None:
+        account = contact.account
+    return TimelineEntry.objects.create(
+        kind=kind,
+        summary=summary[:300],
+        detail=detail,
+        contact=contact,
+        account=account,
+        actor=actor,
+        occurred_at=occurred_at or timezone.now(),
+    )
+
+
+def field_values(instance: models.Model) -> dict[str, object]:
+    """The instance's concrete field values, as JSON-friendly values, for diffing."""
+    values = {}
+    for field in instance._meta.concrete_fields:
+        if field.name in SKIPPED_FIELDS:
+            continue
+        value = getattr(instance, field.attname)
+        values[field.name] = (
+            value if isinstance(value, (str, int, bool, list, type(None))) else str(value)
+        )
+    return values
+
+
+def audit_record(
+    *, instance: models.Model, action: str, actor, before: dict | None = None
+) -> AuditEntry | None:
+    """Record a create or an update of `instance`. For updates, pass the `field_values()` taken
+    before the change; only fields that changed are kept, and nothing is written if none did."""
+    after = field_values(instance)
+    if before is None:
+        changes = {
+            name: [None, value] for name, value in after.items() if value not in ("", None, [])
+        }
+    else:
+        changes = {
+            name: [before[name], value]
+            for name, value in after.items()
+            if before.get(name) != value
+        }
+        if not changes:
+            return None
+    return AuditEntry.objects.create(
+        model=instance._meta.label_lower,
+        object_id=instance.pk,
+        action=action,
+        changes=changes,
+        actor=actor,
+    )
