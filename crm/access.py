@@ -72,6 +72,7 @@ NAVIGATION = (
     NavItem("Accounts", "contacts:account_list", "accounts.view"),
     NavItem("Contacts", "contacts:contact_list", "contacts.view"),
     NavItem("Opportunities", "opportunities:list", "opportunities.view"),
+    NavItem("Pipeline", "opportunities:board", "opportunities.view"),
     NavItem("Campaigns", "campaigns:list", "campaigns.view"),
     NavItem("Users", "users:list", "users.manage"),
 )

@@ -17,7 +17,7 @@ from contacts.models import Account, Contact, CustomerType, LifecycleStage
 from crm.demo_logins import DEMO_PASSWORD, DEMO_USERS
 from crm.users.models import PartnerOrganization, Role, Team, User
 from crm.users.services import user_create
-from opportunities.models import Opportunity, Pipeline, Stage
+from opportunities.models import Opportunity, Pipeline, Stage, StageChange
 from tracking.models import TimelineEntry
 
 DEFAULT_STAGES = (
@@ -137,8 +137,15 @@ def demo_seed(*, contacts: int, seed: int = 2026) -> dict[str, int]:
         batch_size=BATCH,
     )
     n_opportunities = int(contacts * 0.3)
-    Opportunity.objects.bulk_create(
+    opportunities = Opportunity.objects.bulk_create(
         (_opportunity(fake, rng, accounts, stages, owners, now) for _ in range(n_opportunities)),
+        batch_size=BATCH,
+    )
+    StageChange.objects.bulk_create(
+        (
+            StageChange(opportunity=o, to_stage=o.stage, changed_at=now, changed_by=o.owner)
+            for o in opportunities
+        ),
         batch_size=BATCH,
     )
     TimelineEntry.objects.bulk_create(

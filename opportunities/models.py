@@ -36,6 +36,13 @@ class Stage(models.Model):
         return self.name
 
 
+class ForecastCategory(models.TextChoices):
+    PIPELINE = "pipeline", "Pipeline"
+    BEST_CASE = "best_case", "Best case"
+    COMMIT = "commit", "Commit"
+    CLOSED = "closed", "Closed"
+
+
 class Opportunity(models.Model):
     """A possible sale to an account, moving through the stages of a pipeline."""
 
@@ -61,12 +68,48 @@ class Opportunity(models.Model):
     amount = models.DecimalField(max_digits=14, decimal_places=2, default=Decimal("0"))
     currency = models.CharField(max_length=3, default="USD")
     expected_close = models.DateField(null=True, blank=True)
+    forecast_category = models.CharField(
+        max_length=20, choices=ForecastCategory.choices, default=ForecastCategory.PIPELINE
+    )
+    next_step = models.CharField(max_length=200, blank=True)
+    lost_reason = models.CharField(max_length=200, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         verbose_name_plural = "opportunities"
-        indexes = [models.Index(fields=["expected_close", "id"])]
+        indexes = [
+            models.Index(fields=["expected_close", "id"]),
+            models.Index(fields=["stage", "-amount", "id"]),
+        ]
 
     def __str__(self):
         return self.name
+
+    @property
+    def weighted_amount(self) -> Decimal:
+        return self.amount * self.stage.probability / 100
+
+
+class StageChange(models.Model):
+    """One move of an opportunity from a stage to another (or into its first stage), with when
+    and by whom: the stage history that pipeline and forecast reports read."""
+
+    opportunity = models.ForeignKey(
+        Opportunity, on_delete=models.CASCADE, related_name="stage_changes"
+    )
+    from_stage = models.ForeignKey(
+        Stage, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    to_stage = models.ForeignKey(Stage, on_delete=models.PROTECT, related_name="+")
+    changed_at = models.DateTimeField()
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        indexes = [models.Index(fields=["opportunity", "changed_at"])]
+
+    def __str__(self):
+        return f"{self.opportunity_id}: {self.from_stage_id} -> {self.to_stage_id}"

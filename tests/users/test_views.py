@@ -15,16 +15,17 @@ ALPHA = {"HTTP_HOST": "alpha.localhost"}
 BETA = {"HTTP_HOST": "beta.localhost"}
 
 NAV = {
-    Role.ADMIN: {"Accounts", "Contacts", "Opportunities", "Campaigns", "Users"},
-    Role.MANAGER: {"Accounts", "Contacts", "Opportunities", "Campaigns"},
-    Role.SALES: {"Accounts", "Contacts", "Opportunities"},
+    Role.ADMIN: {"Accounts", "Contacts", "Opportunities", "Pipeline", "Campaigns", "Users"},
+    Role.MANAGER: {"Accounts", "Contacts", "Opportunities", "Pipeline", "Campaigns"},
+    Role.SALES: {"Accounts", "Contacts", "Opportunities", "Pipeline"},
     Role.MARKETING: {"Accounts", "Contacts", "Campaigns"},
-    Role.PARTNER: {"Accounts", "Contacts", "Opportunities"},
+    Role.PARTNER: {"Accounts", "Contacts", "Opportunities", "Pipeline"},
 }
 PAGES = {
     "Accounts": "/accounts/",
     "Contacts": "/contacts/",
     "Opportunities": "/opportunities/",
+    "Pipeline": "/opportunities/board/",
     "Campaigns": "/campaigns/",
     "Users": "/users/",
 }
