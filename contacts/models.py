@@ -1,7 +1,8 @@
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
-from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.db import models
+from django.db.models.functions import Upper
 
 
 class LifecycleStage(models.TextChoices):
@@ -64,6 +65,7 @@ class Account(models.Model):
             models.Index(fields=["name", "id"]),
             models.Index(fields=["owner", "name", "id"]),
             GinIndex(fields=["tags"], name="account_tags_gin"),
+            GinIndex(OpClass(Upper("name"), name="gin_trgm_ops"), name="account_name_trgm"),
         ]
 
     def __str__(self):
@@ -106,6 +108,11 @@ class Contact(models.Model):
             models.Index(fields=["last_name", "first_name", "id"]),
             models.Index(fields=["owner", "last_name", "first_name", "id"]),
             models.Index(fields=["email"]),
+            # Substring search (icontains compares UPPER(column)) and typo-tolerant name search.
+            *(
+                GinIndex(OpClass(Upper(name), name="gin_trgm_ops"), name=f"contact_{name}_trgm")
+                for name in ("first_name", "last_name", "email", "phone")
+            ),
         ]
 
     def __str__(self):

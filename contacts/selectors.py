@@ -1,4 +1,8 @@
-from django.db.models import QuerySet
+from dataclasses import dataclass
+
+from django.contrib.postgres.search import TrigramSimilarity
+from django.db.models import Q, QuerySet
+from django.db.models.functions import Greatest
 from django.shortcuts import get_object_or_404
 
 from contacts.models import Account, Contact, Task
@@ -87,3 +91,57 @@ def account_opportunities(user, account: Account):
         .select_related("stage", "owner")
         .order_by("expected_close", "id")[:100]
     )
+
+
+@dataclass
+class SearchResults:
+    query: str
+    contacts: list[Contact]
+    accounts: list[Account]
+    opportunities: list
+
+    def __bool__(self):
+        return bool(self.contacts or self.accounts or self.opportunities)
+
+
+def search(user, query: str, *, per_kind: int = 6) -> SearchResults:
+    """The shell's search: accounts, contacts and opportunities the user may see, by name,
+    e-mail, phone or company. Substring matches first; when there are none, names that look
+    alike (trigram similarity) so that a typo still finds the person."""
+    query = " ".join(query.split())[:100]
+    if len(query) < 2:
+        return SearchResults(query, [], [], [])
+    contacts = access.contacts_for(user).select_related("account")
+    substring = (
+        Q(first_name__icontains=query)
+        | Q(last_name__icontains=query)
+        | Q(email__icontains=query)
+        | Q(phone__icontains=query)
+        | Q(account__name__icontains=query)
+    )
+    first, _, last = query.partition(" ")
+    if last:
+        substring |= Q(first_name__icontains=first, last_name__icontains=last)
+    found = list(contacts.filter(substring).order_by("last_name", "first_name", "id")[:per_kind])
+    if not found:
+        found = list(
+            contacts.annotate(
+                likeness=Greatest(
+                    TrigramSimilarity("last_name", query), TrigramSimilarity("first_name", query)
+                )
+            )
+            .filter(likeness__gt=0.3)
+            .order_by("-likeness", "id")[:per_kind]
+        )
+    accounts = list(
+        access.accounts_for(user)
+        .filter(Q(name__icontains=query) | Q(domain__icontains=query) | Q(phone__icontains=query))
+        .order_by("name", "id")[:per_kind]
+    )
+    opportunities = list(
+        access.opportunities_for(user)
+        .select_related("account", "stage")
+        .filter(Q(name__icontains=query) | Q(account__name__icontains=query))
+        .order_by("-updated_at", "id")[:per_kind]
+    )
+    return SearchResults(query, found, accounts, opportunities)

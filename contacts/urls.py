@@ -16,4 +16,5 @@ urlpatterns = [
     path("contacts/<int:pk>/activities/", views.contact_log_activity, name="contact_log_activity"),
     path("contacts/<int:pk>/tasks/", views.contact_add_task, name="contact_add_task"),
     path("tasks/<int:pk>/done/", views.task_done, name="task_done"),
+    path("search/", views.search, name="search"),
 ]

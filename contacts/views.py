@@ -31,6 +31,14 @@ def contact_list(request):
     return render(request, "contacts/contact_list.html", {"page": page})
 
 
+@login_required
+def search(request):
+    """The shell's search box: a dropdown of results while typing (htmx), a page on Enter."""
+    results = selectors.search(request.user, request.GET.get("q", ""))
+    template = "contacts/_search_results.html" if request.htmx else "contacts/search.html"
+    return render(request, template, {"results": results})
+
+
 def _timeline_kind(request) -> str | None:
     kind = request.GET.get("kind") or None
     return kind if kind in TimelineEntry.Kind.values else None

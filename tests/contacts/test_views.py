@@ -200,3 +200,45 @@ def test_the_account_page_shows_the_history_of_all_its_contacts(sales_client, sa
     assert {c.first_name for c in page.context["contacts"]} == {"Peter", "Michael"}
     assert TimelineEntry.objects.filter(account=contact.account).count() >= 4
     assert User.objects.count() >= 2
+
+
+@pytest.mark.parametrize("query", ["gibb", "PETER@init", "initech", "Peter Gib", "Gibons"])
+def test_search_finds_a_contact_by_name_email_company_or_a_typo(sales_client, contact, query):
+    response = sales_client.get("/search/", {"q": query}, HTTP_HX_REQUEST="true", **ALPHA)
+
+    assert response.templates[0].name == "contacts/_search_results.html"
+    assert [c.pk for c in response.context["results"].contacts] == [contact.pk]
+
+
+def test_search_finds_accounts_and_opportunities_too(sales_client, sales, contact):
+    from crm.demo import pipeline_ensure
+    from opportunities.services import opportunity_create
+
+    opportunity_create(
+        actor=sales,
+        name="Initech renewal",
+        account=contact.account,
+        stage=pipeline_ensure().stages.first(),
+    )
+
+    results = sales_client.get("/search/", {"q": "initech"}, **ALPHA).context["results"]
+
+    assert [a.name for a in results.accounts] == ["Initech"]
+    assert [o.name for o in results.opportunities] == ["Initech renewal"]
+
+
+def test_search_never_shows_what_the_user_may_not_see(client, contact, in_alpha):
+    rival = user_create(
+        email="rival@alpha.test", password=PASSWORD, full_name="Rival", role=Role.SALES
+    )
+    client.post("/login/", {"username": rival.email, "password": PASSWORD}, **ALPHA)
+
+    results = client.get("/search/", {"q": "gibbons"}, **ALPHA).context["results"]
+
+    assert not results
+
+
+def test_a_one_letter_or_hostile_query_is_harmless(sales_client, contact):
+    assert not sales_client.get("/search/", {"q": "g"}, **ALPHA).context["results"]
+    odd = sales_client.get("/search/", {"q": "%' OR 1=1 --"}, **ALPHA)
+    assert odd.status_code == 200 and not odd.context["results"]
