@@ -1,7 +1,8 @@
 from dataclasses import dataclass
+from datetime import date, timedelta
 
 from django.contrib.postgres.search import TrigramSimilarity
-from django.db.models import Q, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.db.models.functions import Greatest
 from django.shortcuts import get_object_or_404
 
@@ -145,3 +146,33 @@ def search(user, query: str, *, per_kind: int = 6) -> SearchResults:
         .order_by("-updated_at", "id")[:per_kind]
     )
     return SearchResults(query, found, accounts, opportunities)
+
+
+@dataclass
+class MyDay:
+    overdue: list[Task]
+    today: list[Task]
+    upcoming: list[Task]
+    recent: list[TimelineEntry]
+
+
+def my_day(user, *, today: date) -> MyDay:
+    """A salesperson's home: their open tasks by due date, and what happened lately on the
+    accounts they own."""
+    tasks = list(
+        Task.objects.filter(assignee=user, done_at__isnull=True)
+        .filter(Q(due_on__isnull=True) | Q(due_on__lte=today + timedelta(days=7)))
+        .select_related("contact", "account")
+        .order_by(F("due_on").asc(nulls_last=True), "-priority", "id")[:100]
+    )
+    recent = list(
+        TimelineEntry.objects.filter(account__owner=user)
+        .select_related("contact", "account", "actor")
+        .order_by("-occurred_at", "-id")[:20]
+    )
+    return MyDay(
+        overdue=[t for t in tasks if t.due_on and t.due_on < today],
+        today=[t for t in tasks if t.due_on == today],
+        upcoming=[t for t in tasks if t.due_on is None or t.due_on > today],
+        recent=recent,
+    )

@@ -2,6 +2,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from contacts import selectors, services
@@ -127,7 +128,10 @@ def task_done(request, pk):
     elif task.account_id:
         selectors.account_get(request.user, task.account_id)
     services.task_set_done(actor=request.user, task=task, done=request.POST.get("done") != "0")
-    return redirect(request.POST.get("next") or "home")
+    back = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
+        back = "home"
+    return redirect(back)
 
 
 @login_required

@@ -2,13 +2,22 @@ from django.contrib.auth.decorators import login_required
 from django.db import connection
 from django.http import HttpResponse
 from django.shortcuts import render
+from django.utils import timezone
 
-from contacts.selectors import shell_counts
+from contacts.selectors import my_day, shell_counts
 
 
 @login_required
 def home(request):
-    return render(request, "home.html", {"counts": shell_counts(request.user)})
+    """My day: tasks due and overdue, and recent activity on the user's accounts."""
+    return render(
+        request,
+        "home.html",
+        {
+            "counts": shell_counts(request.user),
+            "day": my_day(request.user, today=timezone.localdate()),
+        },
+    )
 
 
 def healthz(request):

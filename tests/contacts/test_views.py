@@ -242,3 +242,43 @@ def test_a_one_letter_or_hostile_query_is_harmless(sales_client, contact):
     assert not sales_client.get("/search/", {"q": "g"}, **ALPHA).context["results"]
     odd = sales_client.get("/search/", {"q": "%' OR 1=1 --"}, **ALPHA)
     assert odd.status_code == 200 and not odd.context["results"]
+
+
+def test_my_day_lists_my_open_tasks_by_due_date_and_activity_on_my_accounts(
+    sales_client, sales, contact
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    today = timezone.localdate()
+    for title, due in [
+        ("Late", today - timedelta(days=2)),
+        ("Now", today),
+        ("Soon", today + timedelta(days=3)),
+        ("Someday", None),
+        ("Far", today + timedelta(days=30)),
+    ]:
+        services.task_create(actor=sales, contact=contact, title=title, due_on=due)
+    done = services.task_create(actor=sales, contact=contact, title="Done already", due_on=today)
+    services.task_set_done(actor=sales, task=done, done=True)
+    services.activity_log(actor=sales, contact=contact, kind="call", subject="Checked in")
+
+    day = sales_client.get("/", **ALPHA).context["day"]
+
+    assert [t.title for t in day.overdue] == ["Late"]
+    assert [t.title for t in day.today] == ["Now"]
+    assert [t.title for t in day.upcoming] == ["Soon", "Someday"]
+    assert day.recent[0].summary == "Call: Checked in"
+
+
+def test_ticking_a_task_off_never_redirects_off_site(sales_client, sales, contact):
+    task = services.task_create(actor=sales, contact=contact, title="Call back")
+
+    response = sales_client.post(
+        f"/tasks/{task.pk}/done/", {"next": "https://evil.example/"}, **ALPHA
+    )
+
+    assert response.url == "/"
+    task.refresh_from_db()
+    assert task.is_done
