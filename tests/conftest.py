@@ -29,24 +29,42 @@ PASSWORD = "a-long-test-password-42"
 
 
 @pytest.fixture(scope="session")
-def django_db_setup(django_db_setup, django_db_blocker):
-    """After pytest-django creates the test database: the template and two tenants."""
+def django_db_setup(request, django_test_environment, django_db_blocker):
+    """Create the test database, with the template tenant and two committed tenants, `alpha`
+    and `beta`, for every session, whatever its tests are marked with: live servers, Celery
+    workers and committed-data tests need it as much as `@pytest.mark.django_db` tests do
+    (pytest-django on its own sets it up only for the latter)."""
+    from django.test.utils import setup_databases, teardown_databases
+
     from crm.tenants.models import Tenant
     from crm.tenants.services import template_ensure, tenant_provision
 
     with django_db_blocker.unblock():
+        config = setup_databases(
+            verbosity=request.config.option.verbose, interactive=False, aliases={"default"}
+        )
         template_ensure()
         for slug in ("alpha", "beta"):
-            if Tenant.objects.filter(slug=slug).exists():  # --reuse-db
-                continue
-            tenant_provision(
-                slug=slug,
-                name=slug.title() + " Inc",
-                admin_email=f"admin@{slug}.test",
-                admin_password=PASSWORD,
-                admin_name=f"{slug.title()} Admin",
-            )
+            if not Tenant.objects.filter(slug=slug).exists():
+                tenant_provision(
+                    slug=slug,
+                    name=slug.title() + " Inc",
+                    admin_email=f"admin@{slug}.test",
+                    admin_password=PASSWORD,
+                    admin_name=f"{slug.title()} Admin",
+                )
         connection.set_schema_to_public()
+    yield
+    with django_db_blocker.unblock():
+        # A Celery worker thread may still hold an idle connection; it must not keep the test
+        # database from being dropped.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        connection.close()
+        teardown_databases(config, verbosity=request.config.option.verbose)
 
 
 @pytest.fixture
@@ -89,7 +107,7 @@ def unique_slug(prefix: str = "t") -> str:
 
 
 @pytest.fixture
-def committed_tenant(django_db_blocker):
+def committed_tenant(django_db_setup, django_db_blocker):
     """A fresh tenant whose rows are committed (visible to a live server or a Celery worker);
     dropped with its schema afterwards. Returns a factory: `make(role_emails...)`."""
     from crm.tenants.models import Tenant
@@ -205,7 +223,7 @@ def celery_worker_session():
 
 
 @pytest.fixture
-def celery_worker(celery_worker_session, mailbox, django_db_blocker):
+def celery_worker(celery_worker_session, mailbox, django_db_setup, django_db_blocker):
     """The session worker, with mail going to the test SMTP server and the database open."""
     with django_db_blocker.unblock():
         yield celery_worker_session

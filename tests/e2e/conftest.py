@@ -134,7 +134,7 @@ def page(context):
 
 
 @pytest.fixture
-def add_user(django_db_blocker):
+def add_user(django_db_setup, django_db_blocker):
     """Create a committed user in a tenant: `add_user(tenant, role)` returns its e-mail."""
     from crm.users.services import user_create
 

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
-def forget_tenant(django_db_blocker):
+def forget_tenant(django_db_setup, django_db_blocker):
     """Drop the tenants a test created through the browser."""
     slugs = []
     yield slugs.append

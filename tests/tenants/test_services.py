@@ -97,7 +97,7 @@ def test_provision_refuses_an_email_that_already_owns_a_workspace():
 
 
 def test_failed_provisioning_leaves_nothing_behind_and_can_be_retried(
-    django_db_blocker, monkeypatch
+    django_db_setup, django_db_blocker, monkeypatch
 ):
     """Committed for real (no test transaction around it), as in production."""
     slug = unique_slug("retry")

@@ -1,0 +1,94 @@
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django_tenants.utils import schema_context
+from playwright.sync_api import expect
+
+from contacts import services as contact_services
+from crm.demo import pipeline_ensure
+from crm.users.models import User
+from opportunities import services as opportunity_services
+from tests.e2e.conftest import log_in
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def book(committed_tenant, add_user, django_db_blocker):
+    """A tenant with a salesperson who owns Initech, Peter Gibbons there, and a deal."""
+    tenant = committed_tenant("sales")
+    email = add_user(tenant, "sales")
+    with django_db_blocker.unblock(), schema_context(tenant.schema_name):
+        sales = User.objects.get(email=email)
+        account = contact_services.account_create(actor=sales, name="Initech")
+        contact_services.contact_create(
+            actor=sales,
+            first_name="Peter",
+            last_name="Gibbons",
+            email="peter@initech.test",
+            account=account,
+        )
+        stage = pipeline_ensure().stages.get(name="Qualification")
+        deal = opportunity_services.opportunity_create(
+            actor=sales,
+            name="Initech renewal",
+            account=account,
+            stage=stage,
+            primary_contact=account.contacts.get(),
+            amount=Decimal("12000"),
+        )
+    connection.set_schema_to_public()
+    return tenant, email, deal
+
+
+def test_a_salesperson_finds_a_contact_logs_a_call_adds_a_task_and_moves_the_deal(
+    page, live_app, book
+):
+    tenant, email, deal = book
+    log_in(page, live_app, tenant.slug, email)
+
+    # Find the contact from the search box (with a typo in the name).
+    page.get_by_role("searchbox", name="Search").fill("Gibons")
+    page.get_by_test_id("search-results").get_by_role("link", name="Peter Gibbons").click()
+    expect(page.locator("h1")).to_have_text("Peter Gibbons")
+
+    # Log a call.
+    log = page.get_by_test_id("log-activity")
+    log.locator("#id_kind").select_option("call")
+    log.locator("#id_subject").fill("Talked about the renewal")
+    log.locator("#id_outcome").fill("Wants a quote")
+    log.get_by_role("button", name="Log").click()
+    expect(page.get_by_test_id("timeline")).to_contain_text(
+        "Call: Talked about the renewal (Wants a quote)"
+    )
+
+    # Add a task.
+    task = page.get_by_test_id("add-task")
+    task.locator("#id_title").fill("Send the quote")
+    task.locator("#id_due_on").fill("2026-12-01")
+    task.get_by_role("button", name="Add task").click()
+    expect(page.get_by_test_id("open-tasks")).to_contain_text("Send the quote")
+
+    # Drag the deal to the next stage on the pipeline board.
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Pipeline").click()
+    card = page.get_by_test_id(f"deal-{deal.pk}")
+    expect(page.get_by_test_id("column-qualification")).to_contain_text("Initech renewal")
+    card.drag_to(page.get_by_test_id("column-needs-analysis"))
+    expect(page.get_by_test_id("column-needs-analysis")).to_contain_text("Initech renewal")
+    expect(page.get_by_test_id("column-needs-analysis").get_by_test_id("weighted")).to_have_text(
+        "3,000"
+    )
+
+    # Everything is on the 360-degree page, newest first.
+    page.get_by_role("searchbox", name="Search").fill("peter@initech")
+    page.get_by_test_id("search-results").get_by_role("link", name="Peter Gibbons").click()
+    entries = page.get_by_test_id("timeline").locator("li .entry-summary")
+    expect(entries.nth(0)).to_have_text(
+        "Initech renewal moved from Qualification to Needs analysis"
+    )
+    expect(entries.nth(1)).to_contain_text("Send the quote")
+    expect(entries.nth(2)).to_have_text("Call: Talked about the renewal (Wants a quote)")
+
+    page.get_by_role("link", name="Call", exact=True).click()
+    expect(entries).to_have_count(1)
