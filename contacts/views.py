@@ -1,35 +1,81 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from contacts import selectors, services
+from contacts.filters import AccountFilter, ContactFilter
 from contacts.forms import AccountForm, ActivityForm, ContactForm, TaskForm
 from contacts.models import Task
 from crm.access import require
+from crm.pagination import Ordering, keyset_page
 from tracking.models import TimelineEntry
 
 PAGE_SIZE = 50
 
 
+CONTACT_ORDERINGS = {
+    "name": Ordering("name", ("last_name", "first_name", "id")),
+    "newest": Ordering("newest", ("created_at", "id"), descending=True),
+    "updated": Ordering("updated", ("updated_at", "id"), descending=True),
+}
+ACCOUNT_ORDERINGS = {
+    "name": Ordering("name", ("name", "id")),
+    "newest": Ordering("newest", ("created_at", "id"), descending=True),
+}
+
+
+def _list_page(request, queryset, filter_class, orderings, template):
+    """A filtered, sorted, keyset-paginated list. Bad filter values are reported on the page,
+    which then shows the unfiltered list."""
+    filters = filter_class(request.GET or None, queryset=queryset, request=request)
+    rows = queryset
+    if filters.is_bound and not filters.is_valid():
+        messages.error(request, "Some filters were not understood and were ignored.")
+    elif filters.is_bound:
+        rows = filters.qs
+    ordering = orderings.get(request.GET.get("sort", ""), next(iter(orderings.values())))
+    page = keyset_page(rows, ordering, cursor=request.GET.get("after"), size=PAGE_SIZE)
+    if page.cursor_was_invalid:
+        messages.error(request, "That page link was not valid; here is the first page.")
+    params = request.GET.copy()
+    params.pop("after", None)
+    return render(
+        request,
+        template,
+        {
+            "page": page,
+            "filters": filters,
+            "sort": ordering.label,
+            "orderings": orderings,
+            "params": params.urlencode(),
+        },
+    )
+
+
 @login_required
 @require("accounts.view")
 def account_list(request):
-    page = Paginator(selectors.account_list(request.user), PAGE_SIZE).get_page(
-        request.GET.get("page")
+    return _list_page(
+        request,
+        selectors.account_list(request.user),
+        AccountFilter,
+        ACCOUNT_ORDERINGS,
+        "contacts/account_list.html",
     )
-    return render(request, "contacts/account_list.html", {"page": page})
 
 
 @login_required
 @require("contacts.view")
 def contact_list(request):
-    page = Paginator(selectors.contact_list(request.user), PAGE_SIZE).get_page(
-        request.GET.get("page")
+    return _list_page(
+        request,
+        selectors.contact_list(request.user),
+        ContactFilter,
+        CONTACT_ORDERINGS,
+        "contacts/contact_list.html",
     )
-    return render(request, "contacts/contact_list.html", {"page": page})
 
 
 @login_required

@@ -58,6 +58,7 @@ SHARED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.messages",
     "django_htmx",
+    "django_filters",
     "js_lib_htmx",
 ]
 TENANT_APPS = [

@@ -88,8 +88,8 @@ def test_list_pages_show_only_the_records_the_user_may_see(client, world, who):
     contacts = client.get("/contacts/", **ALPHA)
     opportunities = client.get("/opportunities/", **ALPHA)
 
-    assert {a.name.removesuffix(" Account") for a in accounts.context["page"]} == records
-    assert {c.first_name for c in contacts.context["page"]} == records
+    assert {a.name.removesuffix(" Account") for a in accounts.context["page"].rows} == records
+    assert {c.first_name for c in contacts.context["page"].rows} == records
     assert {o.name.removesuffix(" Deal") for o in opportunities.context["page"]} == deals
 
 
