@@ -2,7 +2,7 @@
 
 from django import forms
 
-from contacts.models import Account, Activity, Contact, Task
+from contacts.models import Account, Activity, Appointment, Contact, Task
 from crm import access
 from crm.users.models import User
 
@@ -84,3 +84,14 @@ class TaskForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         self.fields["assignee"].queryset = User.objects.filter(is_active=True)
         self.fields["assignee"].required = False
+
+
+class AppointmentForm(forms.ModelForm):
+    class Meta:
+        model = Appointment
+        fields = ["title", "starts_at", "ends_at", "location", "remind_minutes_before"]
+        widgets = {
+            "starts_at": forms.DateTimeInput(attrs={"type": "datetime-local"}),
+            "ends_at": forms.DateTimeInput(attrs={"type": "datetime-local"}),
+        }
+        labels = {"remind_minutes_before": "Remind me (minutes before)"}

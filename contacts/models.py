@@ -214,3 +214,43 @@ class Task(_LinkedToRecord):
     @property
     def is_done(self) -> bool:
         return self.done_at is not None
+
+
+class Appointment(models.Model):
+    """A meeting at a time and place with colleagues and customers; its organizer and the users
+    attending see it in their calendar feed and get a reminder e-mail before it starts."""
+
+    title = models.CharField(max_length=200)
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+    location = models.CharField(max_length=200, blank=True)
+    notes = models.TextField(blank=True)
+    organizer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="organized_appointments"
+    )
+    users = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, blank=True, related_name="appointments"
+    )
+    contacts = models.ManyToManyField(Contact, blank=True, related_name="appointments")
+    account = models.ForeignKey(
+        Account, null=True, blank=True, on_delete=models.SET_NULL, related_name="appointments"
+    )
+    remind_minutes_before = models.PositiveIntegerField(default=15)
+    reminder_sent_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(ends_at__gt=models.F("starts_at")),
+                name="appointment_ends_after_start",
+                violation_error_message="The end must be after the start.",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["starts_at"]),
+            models.Index(fields=["reminder_sent_at", "starts_at"]),
+        ]
+
+    def __str__(self):
+        return self.title

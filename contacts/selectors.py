@@ -6,7 +6,7 @@ from django.db.models import F, Q, QuerySet
 from django.db.models.functions import Greatest
 from django.shortcuts import get_object_or_404
 
-from contacts.models import Account, Contact, Task
+from contacts.models import Account, Appointment, Contact, Task
 from crm import access
 from tracking.models import AuditEntry, TimelineEntry
 
@@ -175,4 +175,13 @@ def my_day(user, *, today: date) -> MyDay:
         today=[t for t in tasks if t.due_on == today],
         upcoming=[t for t in tasks if t.due_on is None or t.due_on > today],
         recent=recent,
+    )
+
+
+def upcoming_appointments(user, *, now, limit: int = 50) -> list:
+    return list(
+        Appointment.objects.filter(Q(organizer=user) | Q(users=user), ends_at__gte=now)
+        .prefetch_related("contacts")
+        .distinct()
+        .order_by("starts_at", "id")[:limit]
     )

@@ -1,12 +1,14 @@
 """Writes on accounts, contacts, activities and tasks. Each runs in the current tenant's schema
 and writes the record's timeline entry and audit trail in the same transaction."""
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from django.db import transaction
+from django.db.models import DurationField, F
+from django.db.models.functions import Cast
 from django.utils import timezone
 
-from contacts.models import Account, Activity, Contact, Task
+from contacts.models import Account, Activity, Appointment, Contact, Task
 from tracking.models import TimelineEntry
 from tracking.services import audit_record, field_values, timeline_add
 
@@ -164,3 +166,59 @@ def task_set_done(*, actor, task: Task, done: bool) -> Task:
         summary=f"{actor} {verb} the task: {task.title}",
     )
     return task
+
+
+@transaction.atomic
+def appointment_create(
+    *,
+    actor,
+    title: str,
+    starts_at: datetime,
+    ends_at: datetime,
+    location: str = "",
+    notes: str = "",
+    users=(),
+    contacts=(),
+    account: Account | None = None,
+    remind_minutes_before: int = 15,
+) -> Appointment:
+    """Book an appointment; it shows on each attending contact's timeline."""
+    appointment = Appointment(
+        title=title,
+        starts_at=starts_at,
+        ends_at=ends_at,
+        location=location,
+        notes=notes,
+        organizer=actor,
+        account=account,
+        remind_minutes_before=remind_minutes_before,
+    )
+    appointment.full_clean()
+    appointment.save()
+    appointment.users.set({actor, *users})
+    appointment.contacts.set(contacts)
+    when = timezone.localtime(starts_at).strftime("%d %b %Y %H:%M")
+    for contact in contacts:
+        timeline_add(
+            kind=TimelineEntry.Kind.APPOINTMENT,
+            contact=contact,
+            actor=actor,
+            summary=f"Appointment: {title}, {when}",
+            detail=location,
+        )
+    return appointment
+
+
+def appointment_reminders_claim(*, now: datetime) -> list[Appointment]:
+    """Claim the appointments whose reminder is due and not yet sent, marking them sent in the
+    same UPDATE, so two workers (or a retried task) never remind twice."""
+    due = Appointment.objects.filter(
+        reminder_sent_at__isnull=True,
+        starts_at__gt=now,
+        starts_at__lte=now
+        + Cast(F("remind_minutes_before") * timedelta(minutes=1), DurationField()),
+    )
+    with transaction.atomic():
+        ids = list(due.select_for_update(skip_locked=True).values_list("id", flat=True))
+        Appointment.objects.filter(id__in=ids).update(reminder_sent_at=now)
+    return list(Appointment.objects.filter(id__in=ids).prefetch_related("users", "contacts"))

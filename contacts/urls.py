@@ -17,4 +17,11 @@ urlpatterns = [
     path("contacts/<int:pk>/tasks/", views.contact_add_task, name="contact_add_task"),
     path("tasks/<int:pk>/done/", views.task_done, name="task_done"),
     path("search/", views.search, name="search"),
+    path(
+        "contacts/<int:pk>/appointments/",
+        views.contact_book_appointment,
+        name="contact_book_appointment",
+    ),
+    path("calendar/", views.calendar, name="calendar"),
+    path("calendar/feed/<str:token>.ics", views.calendar_feed, name="calendar_feed"),
 ]

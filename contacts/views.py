@@ -1,15 +1,21 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from contacts import selectors, services
+from contacts.calendar import feed as ical_feed
 from contacts.filters import AccountFilter, ContactFilter
-from contacts.forms import AccountForm, ActivityForm, ContactForm, TaskForm
+from contacts.forms import AccountForm, ActivityForm, AppointmentForm, ContactForm, TaskForm
 from contacts.models import Task
 from crm.access import require
 from crm.pagination import Ordering, keyset_page
+from crm.users import services as users_services
+from crm.users.models import User
 from tracking.models import TimelineEntry
 
 PAGE_SIZE = 50
@@ -229,3 +235,43 @@ def _report(request, form) -> None:
     for field, errors in form.errors.items():
         label = form.fields[field].label if field in form.fields else ""
         messages.error(request, f"{label}: {' '.join(errors)}" if label else " ".join(errors))
+
+
+@login_required
+def calendar(request):
+    """The user's upcoming appointments and the address of their private calendar feed."""
+    feed_path = reverse(
+        "contacts:calendar_feed",
+        kwargs={"token": users_services.user_calendar_token(user=request.user)},
+    )
+    return render(
+        request,
+        "contacts/calendar.html",
+        {
+            "appointments": selectors.upcoming_appointments(request.user, now=timezone.now()),
+            "feed_url": request.build_absolute_uri(feed_path),
+        },
+    )
+
+
+def calendar_feed(request, token):
+    """The private iCalendar feed; the unguessable token in the URL is its only key."""
+    user = get_object_or_404(User, calendar_token=token, is_active=True)
+    body = ical_feed(user=user, tenant=request.tenant, host=request.get_host(), now=timezone.now())
+    return HttpResponse(body, content_type="text/calendar; charset=utf-8")
+
+
+@login_required
+@require("contacts.view")
+@require_POST
+def contact_book_appointment(request, pk):
+    contact = selectors.contact_get(request.user, pk)
+    form = AppointmentForm(request.POST)
+    if form.is_valid():
+        services.appointment_create(
+            actor=request.user, contacts=[contact], account=contact.account, **form.cleaned_data
+        )
+        messages.success(request, "Appointment booked.")
+    else:
+        _report(request, form)
+    return redirect("contacts:contact_detail", pk=contact.pk)

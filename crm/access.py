@@ -73,6 +73,7 @@ NAVIGATION = (
     NavItem("Contacts", "contacts:contact_list", "contacts.view"),
     NavItem("Opportunities", "opportunities:list", "opportunities.view"),
     NavItem("Pipeline", "opportunities:board", "opportunities.view"),
+    NavItem("Calendar", "contacts:calendar", None),
     NavItem("Campaigns", "campaigns:list", "campaigns.view"),
     NavItem("Users", "users:list", "users.manage"),
 )

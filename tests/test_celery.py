@@ -43,3 +43,39 @@ def test_a_task_queued_without_a_tenant_fails_loudly(celery_worker):
 
     with pytest.raises(NoTenantError, match="queued without a tenant"):
         result.get(timeout=20)
+
+
+def test_the_beat_job_reminds_attendees_in_every_tenant_once(
+    committed_tenant, celery_worker, mailbox
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from contacts.services import appointment_create
+    from contacts.tasks import appointment_reminders_send
+    from crm.tenants.tasks import for_each_tenant
+
+    tenant = committed_tenant("remind")
+    with schema_context(tenant.schema_name):
+        admin = User.objects.get()
+        now = timezone.now()
+        appointment_create(
+            actor=admin,
+            title="Kick-off",
+            starts_at=now + timedelta(minutes=5),
+            ends_at=now + timedelta(minutes=35),
+            location="Room 2",
+        )
+    connection.set_schema_to_public()
+
+    for_each_tenant.delay("contacts.tasks.appointment_reminders_send").get(timeout=20)
+    message = mailbox.wait_for(admin.email)
+    with schema_context(tenant.schema_name):
+        again = appointment_reminders_send.delay()
+    connection.set_schema_to_public()
+
+    assert again.get(timeout=20) == 0
+    assert message["Subject"] == "Reminder: Kick-off"
+    assert "Room 2" in body_of(message)
+    assert len(mailbox.to(admin.email)) == 1

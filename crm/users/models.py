@@ -53,6 +53,8 @@ class User(AbstractBaseUser):
     date_joined = models.DateTimeField(default=timezone.now)
     # Set while an invitation is outstanding; cleared when the person sets a password.
     invited_at = models.DateTimeField(null=True, blank=True)
+    # The secret in the user's private calendar feed URL; made when first asked for.
+    calendar_token = models.CharField(max_length=64, null=True, blank=True, unique=True)
     invited_by = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -1,5 +1,7 @@
 """Writes on users. Each function runs in the schema of the current tenant."""
 
+import secrets
+
 from django.contrib.auth.password_validation import validate_password
 from django.contrib.auth.tokens import default_token_generator
 from django.core.exceptions import ValidationError
@@ -104,3 +106,11 @@ def user_accept_invite(*, user: User, password: str) -> User:
     user.invited_at = None
     user.save(update_fields=["password", "invited_at"])
     return user
+
+
+def user_calendar_token(*, user: User) -> str:
+    """The secret of the user's calendar feed URL, made on first use."""
+    if not user.calendar_token:
+        user.calendar_token = secrets.token_urlsafe(32)
+        user.save(update_fields=["calendar_token"])
+    return user.calendar_token

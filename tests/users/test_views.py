@@ -58,7 +58,7 @@ def test_each_role_logs_in_and_sees_its_name_role_and_only_its_modules(client, i
     user = User.objects.get(email=email)
     assert user.full_name.encode() in home.content
     assert f">{user.get_role_display()}<".encode() in home.content
-    shown = {item.label for item in home.context["navigation"]} - {"Home"}
+    shown = {item.label for item in home.context["navigation"]} - {"Home", "Calendar"}
     assert shown == NAV[role]
     for label, path in PAGES.items():
         expected = 200 if label in NAV[role] else 403
