@@ -154,11 +154,12 @@ class MyDay:
     today: list[Task]
     upcoming: list[Task]
     recent: list[TimelineEntry]
+    appointments: list[Appointment]
 
 
 def my_day(user, *, today: date) -> MyDay:
-    """A salesperson's home: their open tasks by due date, and what happened lately on the
-    accounts they own."""
+    """A salesperson's home: today's appointments, their open tasks by due date, and what
+    happened lately on the accounts they own."""
     tasks = list(
         Task.objects.filter(assignee=user, done_at__isnull=True)
         .filter(Q(due_on__isnull=True) | Q(due_on__lte=today + timedelta(days=7)))
@@ -175,6 +176,12 @@ def my_day(user, *, today: date) -> MyDay:
         today=[t for t in tasks if t.due_on == today],
         upcoming=[t for t in tasks if t.due_on is None or t.due_on > today],
         recent=recent,
+        appointments=list(
+            Appointment.objects.filter(Q(organizer=user) | Q(users=user), starts_at__date=today)
+            .prefetch_related("contacts")
+            .distinct()
+            .order_by("starts_at", "id")
+        ),
     )
 
 

@@ -263,13 +263,30 @@ def test_my_day_lists_my_open_tasks_by_due_date_and_activity_on_my_accounts(
     done = services.task_create(actor=sales, contact=contact, title="Done already", due_on=today)
     services.task_set_done(actor=sales, task=done, done=True)
     services.activity_log(actor=sales, contact=contact, kind="call", subject="Checked in")
+    noon = timezone.make_aware(
+        timezone.datetime.combine(today, timezone.datetime.min.time())
+    ) + timedelta(hours=12)
+    services.appointment_create(
+        actor=sales,
+        title="Lunch with Peter",
+        starts_at=noon,
+        ends_at=noon + timedelta(hours=1),
+        contacts=[contact],
+    )
+    services.appointment_create(
+        actor=sales,
+        title="Next week",
+        starts_at=noon + timedelta(days=7),
+        ends_at=noon + timedelta(days=7, hours=1),
+    )
 
     day = sales_client.get("/", **ALPHA).context["day"]
 
     assert [t.title for t in day.overdue] == ["Late"]
     assert [t.title for t in day.today] == ["Now"]
     assert [t.title for t in day.upcoming] == ["Soon", "Someday"]
-    assert day.recent[0].summary == "Call: Checked in"
+    assert [a.title for a in day.appointments] == ["Lunch with Peter"]
+    assert "Call: Checked in" in [e.summary for e in day.recent]
 
 
 def test_ticking_a_task_off_never_redirects_off_site(sales_client, sales, contact):
