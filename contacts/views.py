@@ -1,6 +1,6 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -9,6 +9,7 @@ from django.views.decorators.http import require_POST
 
 from contacts import selectors, services
 from contacts.calendar import feed as ical_feed
+from contacts.export import ACCOUNT_COLUMNS, CONTACT_COLUMNS, csv_rows
 from contacts.filters import AccountFilter, ContactFilter
 from contacts.forms import AccountForm, ActivityForm, AppointmentForm, ContactForm, TaskForm
 from contacts.models import Task
@@ -275,3 +276,29 @@ def contact_book_appointment(request, pk):
     else:
         _report(request, form)
     return redirect("contacts:contact_detail", pk=contact.pk)
+
+
+def _export(request, queryset, filter_class, columns, name):
+    filters = filter_class(request.GET or None, queryset=queryset, request=request)
+    rows = filters.qs if filters.is_bound and filters.is_valid() else queryset
+    stamp = timezone.localdate().isoformat()
+    response = StreamingHttpResponse(csv_rows(rows, columns), content_type="text/csv")
+    response["Content-Disposition"] = f'attachment; filename="{name}-{stamp}.csv"'
+    return response
+
+
+@login_required
+@require("contacts.view")
+def contact_export(request):
+    """The contact list as CSV, with the list's filters, only what the user may see."""
+    return _export(
+        request, selectors.contact_list(request.user), ContactFilter, CONTACT_COLUMNS, "contacts"
+    )
+
+
+@login_required
+@require("accounts.view")
+def account_export(request):
+    return _export(
+        request, selectors.account_list(request.user), AccountFilter, ACCOUNT_COLUMNS, "accounts"
+    )

@@ -105,3 +105,34 @@ def test_the_account_list_filters_by_tag_and_territory(admin_client, people):
     assert [a.name for a in page.rows] == ["North Co"]
     page = admin_client.get("/accounts/", {"territory": "SOUTH"}, **ALPHA).context["page"]
     assert [a.name for a in page.rows] == ["South Co"]
+
+
+def test_export_streams_the_filtered_list_as_csv(admin_client, people):
+    import csv
+    import io
+
+    Contact.objects.filter(first_name="P001").update(email='=HYPERLINK("http://x")')
+
+    response = admin_client.get("/contacts/export.csv", {"territory": "north"}, **ALPHA)
+
+    assert response.streaming and response["Content-Type"] == "text/csv"
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert rows[0][:4] == ["id", "first_name", "last_name", "email"]
+    assert len(rows) - 1 == Contact.objects.filter(territory="North").count()
+    injected = next(r for r in rows if r[1] == "P001")
+    assert injected[3].startswith("'=")
+
+
+def test_export_holds_only_what_the_user_may_see(client, people, in_alpha):
+    from crm.users.models import Role
+    from crm.users.services import user_create
+
+    rival = user_create(
+        email="rival@alpha.test", password=PASSWORD, full_name="Rival", role=Role.SALES
+    )
+    Contact.objects.create(first_name="Rivals", owner=rival)
+    client.post("/login/", {"username": rival.email, "password": PASSWORD}, **ALPHA)
+
+    body = b"".join(client.get("/contacts/export.csv", **ALPHA).streaming_content).decode()
+
+    assert body.count("\n") == 2 and "Rivals" in body
