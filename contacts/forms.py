@@ -95,3 +95,8 @@ class AppointmentForm(forms.ModelForm):
             "ends_at": forms.DateTimeInput(attrs={"type": "datetime-local"}),
         }
         labels = {"remind_minutes_before": "Remind me (minutes before)"}
+
+
+class EmailForm(forms.Form):
+    subject = forms.CharField(max_length=200)
+    body = forms.CharField(widget=forms.Textarea(attrs={"rows": 5}), max_length=20_000)

@@ -222,3 +222,42 @@ def appointment_reminders_claim(*, now: datetime) -> list[Appointment]:
         ids = list(due.select_for_update(skip_locked=True).values_list("id", flat=True))
         Appointment.objects.filter(id__in=ids).update(reminder_sent_at=now)
     return list(Appointment.objects.filter(id__in=ids).prefetch_related("users", "contacts"))
+
+
+EMAIL_QUEUED, EMAIL_SENDING, EMAIL_SENT = "queued", "sending", "sent"
+
+
+class EmailRefused(ValueError):
+    """The contact cannot be e-mailed (no address, or they asked not to be)."""
+
+
+@transaction.atomic
+def contact_email(*, actor, contact: Contact, subject: str, body: str) -> Activity:
+    """Write an e-mail to a contact: it is logged at once as an activity (outcome "queued") on the
+    timeline, and a Celery task sends it after the commit."""
+    from contacts.tasks import contact_email_send
+
+    if not contact.email:
+        raise EmailRefused(f"{contact.full_name} has no e-mail address.")
+    if contact.do_not_email:
+        raise EmailRefused(f"{contact.full_name} asked not to be e-mailed.")
+    activity = activity_log(
+        actor=actor,
+        kind=Activity.Kind.EMAIL,
+        subject=subject,
+        notes=body,
+        outcome=EMAIL_QUEUED,
+        contact=contact,
+    )
+    transaction.on_commit(lambda: contact_email_send.delay(activity.pk))
+    return activity
+
+
+def contact_email_claim(*, activity_id: int) -> Activity | None:
+    """Move a queued e-mail to "sending" and return it; None if another run already took it."""
+    claimed = Activity.objects.filter(
+        pk=activity_id, kind=Activity.Kind.EMAIL, outcome=EMAIL_QUEUED
+    ).update(outcome=EMAIL_SENDING)
+    if not claimed:
+        return None
+    return Activity.objects.select_related("contact", "user").get(pk=activity_id)

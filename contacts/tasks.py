@@ -1,9 +1,11 @@
 from celery import shared_task
-from django.core.mail import send_mass_mail
+from django.conf import settings
+from django.core.mail import EmailMessage, send_mass_mail
 from django.db import connection
 from django.utils import timezone
 
-from contacts.services import appointment_reminders_claim
+from contacts.models import Activity
+from contacts.services import EMAIL_SENT, appointment_reminders_claim, contact_email_claim
 
 
 @shared_task
@@ -26,3 +28,29 @@ def appointment_reminders_send() -> int:
                 messages.append((f"Reminder: {appointment.title}", body, None, [user.email]))
     send_mass_mail(messages, fail_silently=False)
     return len(messages)
+
+
+@shared_task
+def contact_email_send(activity_id: int) -> bool:
+    """Send an e-mail written on a contact's page. Claims the activity first (queued -> sending),
+    so a retried or duplicated task sends nothing twice; replies go to the salesperson."""
+    activity = contact_email_claim(activity_id=activity_id)
+    if activity is None:
+        return False
+    sender = activity.user
+    message = EmailMessage(
+        subject=activity.subject,
+        body=activity.notes,
+        from_email=f"{sender.full_name} via {connection.tenant.name} <{_address()}>",
+        to=[activity.contact.email],
+        reply_to=[sender.email],
+    )
+    message.send()
+    Activity.objects.filter(pk=activity.pk).update(outcome=EMAIL_SENT)
+    return True
+
+
+def _address() -> str:
+    from email.utils import parseaddr
+
+    return parseaddr(settings.DEFAULT_FROM_EMAIL)[1]

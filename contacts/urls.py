@@ -24,6 +24,7 @@ urlpatterns = [
         views.contact_book_appointment,
         name="contact_book_appointment",
     ),
+    path("contacts/<int:pk>/email/", views.contact_send_email, name="contact_send_email"),
     path("calendar/", views.calendar, name="calendar"),
     path("calendar/feed/<str:token>.ics", views.calendar_feed, name="calendar_feed"),
 ]

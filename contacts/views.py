@@ -11,7 +11,14 @@ from contacts import selectors, services
 from contacts.calendar import feed as ical_feed
 from contacts.export import ACCOUNT_COLUMNS, CONTACT_COLUMNS, csv_rows
 from contacts.filters import AccountFilter, ContactFilter
-from contacts.forms import AccountForm, ActivityForm, AppointmentForm, ContactForm, TaskForm
+from contacts.forms import (
+    AccountForm,
+    ActivityForm,
+    AppointmentForm,
+    ContactForm,
+    EmailForm,
+    TaskForm,
+)
 from contacts.models import Task
 from crm.access import require
 from crm.pagination import Ordering, keyset_page
@@ -302,3 +309,21 @@ def account_export(request):
     return _export(
         request, selectors.account_list(request.user), AccountFilter, ACCOUNT_COLUMNS, "accounts"
     )
+
+
+@login_required
+@require("contacts.view")
+@require_POST
+def contact_send_email(request, pk):
+    contact = selectors.contact_get(request.user, pk)
+    form = EmailForm(request.POST)
+    if not form.is_valid():
+        _report(request, form)
+    else:
+        try:
+            services.contact_email(actor=request.user, contact=contact, **form.cleaned_data)
+        except services.EmailRefused as refused:
+            messages.error(request, str(refused))
+        else:
+            messages.success(request, f"E-mail to {contact.email} is on its way.")
+    return redirect("contacts:contact_detail", pk=contact.pk)

@@ -79,3 +79,33 @@ def test_the_beat_job_reminds_attendees_in_every_tenant_once(
     assert message["Subject"] == "Reminder: Kick-off"
     assert "Room 2" in body_of(message)
     assert len(mailbox.to(admin.email)) == 1
+
+
+def test_an_email_written_on_a_contact_page_is_sent_once_by_the_worker(
+    committed_tenant, celery_worker, mailbox
+):
+    from contacts.models import Activity
+    from contacts.services import contact_create, contact_email
+    from contacts.tasks import contact_email_send
+
+    tenant = committed_tenant("mail")
+    with schema_context(tenant.schema_name):
+        admin = User.objects.get()
+        contact = contact_create(actor=admin, first_name="Peter", email="peter@initech.test")
+        activity = contact_email(
+            actor=admin, contact=contact, subject="Your quote", body="Hello Peter,\nhere it is."
+        )
+    connection.set_schema_to_public()
+
+    message = mailbox.wait_for("peter@initech.test")
+    with schema_context(tenant.schema_name):
+        retried = contact_email_send.delay(activity.pk)
+        assert retried.get(timeout=20) is False
+        assert Activity.objects.get(pk=activity.pk).outcome == "sent"
+    connection.set_schema_to_public()
+
+    assert message["Subject"] == "Your quote"
+    assert message["Reply-To"] == admin.email
+    assert "Founder Person via" in message["From"]
+    assert "here it is." in body_of(message)
+    assert len(mailbox.to("peter@initech.test")) == 1

@@ -299,3 +299,28 @@ def test_ticking_a_task_off_never_redirects_off_site(sales_client, sales, contac
     assert response.url == "/"
     task.refresh_from_db()
     assert task.is_done
+
+
+def test_writing_to_a_contact_logs_it_and_queues_the_send(
+    sales_client, contact, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks() as queued:
+        sales_client.post(
+            f"/contacts/{contact.pk}/email/", {"subject": "Hello", "body": "Hi Peter"}, **ALPHA
+        )
+
+    activity = Activity.objects.get()
+    assert (activity.kind, activity.outcome, activity.subject) == ("email", "queued", "Hello")
+    assert len(queued) == 1
+    assert TimelineEntry.objects.filter(contact=contact, kind="email").exists()
+
+
+def test_a_contact_who_asked_not_to_be_emailed_is_not(sales_client, sales, contact):
+    services.contact_update(actor=sales, contact=contact, do_not_email=True)
+
+    response = sales_client.post(
+        f"/contacts/{contact.pk}/email/", {"subject": "Hello", "body": "Hi"}, **ALPHA, follow=True
+    )
+
+    assert "asked not to be e-mailed" in response.content.decode()
+    assert not Activity.objects.exists()
