@@ -2,8 +2,8 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from django.contrib.postgres.search import TrigramSimilarity
-from django.db.models import F, Q, QuerySet
-from django.db.models.functions import Greatest
+from django.db.models import F, Q, QuerySet, Value
+from django.db.models.functions import Concat, Greatest
 from django.shortcuts import get_object_or_404
 
 from contacts.models import Account, Appointment, Contact, Task
@@ -192,3 +192,61 @@ def upcoming_appointments(user, *, now, limit: int = 50) -> list:
         .distinct()
         .order_by("starts_at", "id")[:limit]
     )
+
+
+@dataclass
+class Duplicates:
+    visible: list
+    hidden_count: int
+
+    def __bool__(self):
+        return bool(self.visible or self.hidden_count)
+
+
+NAME_LIKENESS = 0.6
+
+
+def contact_duplicates(
+    user, *, email: str, first_name: str, last_name: str, account: Account | None
+) -> Duplicates:
+    """Contacts that look like the one about to be created: the same e-mail, or a similar name
+    at the same company. Those the user may not open are only counted, never shown."""
+    full_name = f"{first_name} {last_name}".strip()
+    same = Q(pk__in=[])
+    if email:
+        same |= Q(email__iexact=email) | Q(other_emails__contains=[email.lower()])
+    candidates = Contact.objects.annotate(
+        likeness=TrigramSimilarity(Concat("first_name", Value(" "), "last_name"), full_name)
+    )
+    similar_name = Q(likeness__gte=NAME_LIKENESS)
+    if account is not None:
+        similar_name &= Q(account=account)
+    matches = candidates.filter(same | similar_name)
+    visible_ids = set(
+        access.contacts_for(user)
+        .filter(pk__in=matches.values("pk"))
+        .values_list("pk", flat=True)[:20]
+    )
+    total = matches.count()
+    visible = list(
+        matches.filter(pk__in=visible_ids)
+        .select_related("account")
+        .order_by("-likeness", "id")[:10]
+    )
+    return Duplicates(visible=visible, hidden_count=total - len(visible_ids))
+
+
+def account_duplicates(user, *, name: str, domain: str) -> Duplicates:
+    """Accounts with the same domain or a similar name."""
+    same = Q(domain__iexact=domain) if domain else Q(pk__in=[])
+    matches = Account.objects.annotate(likeness=TrigramSimilarity("name", name)).filter(
+        same | Q(likeness__gte=NAME_LIKENESS)
+    )
+    visible_ids = set(
+        access.accounts_for(user)
+        .filter(pk__in=matches.values("pk"))
+        .values_list("pk", flat=True)[:20]
+    )
+    total = matches.count()
+    visible = list(matches.filter(pk__in=visible_ids).order_by("-likeness", "id")[:10])
+    return Duplicates(visible=visible, hidden_count=total - len(visible_ids))

@@ -131,11 +131,22 @@ def contact_detail(request, pk):
 @require("contacts.view")
 def contact_create(request):
     form = ContactForm(request.POST or None, user=request.user)
+    duplicates = None
     if request.method == "POST" and form.is_valid():
-        contact = services.contact_create(actor=request.user, **form.cleaned_data)
-        messages.success(request, f"{contact.full_name} was added.")
-        return redirect("contacts:contact_detail", pk=contact.pk)
-    return render(request, "contacts/contact_form.html", {"form": form})
+        data = form.cleaned_data
+        if not request.POST.get("confirm"):
+            duplicates = selectors.contact_duplicates(
+                request.user,
+                email=data["email"],
+                first_name=data["first_name"],
+                last_name=data["last_name"],
+                account=data["account"],
+            )
+        if not duplicates:
+            contact = services.contact_create(actor=request.user, **data)
+            messages.success(request, f"{contact.full_name} was added.")
+            return redirect("contacts:contact_detail", pk=contact.pk)
+    return render(request, "contacts/contact_form.html", {"form": form, "duplicates": duplicates})
 
 
 @login_required
@@ -220,11 +231,18 @@ def account_detail(request, pk):
 @require("accounts.view")
 def account_create(request):
     form = AccountForm(request.POST or None, user=request.user)
+    duplicates = None
     if request.method == "POST" and form.is_valid():
-        account = services.account_create(actor=request.user, **form.cleaned_data)
-        messages.success(request, f"{account.name} was added.")
-        return redirect("contacts:account_detail", pk=account.pk)
-    return render(request, "contacts/account_form.html", {"form": form})
+        data = form.cleaned_data
+        if not request.POST.get("confirm"):
+            duplicates = selectors.account_duplicates(
+                request.user, name=data["name"], domain=data["domain"]
+            )
+        if not duplicates:
+            account = services.account_create(actor=request.user, **data)
+            messages.success(request, f"{account.name} was added.")
+            return redirect("contacts:account_detail", pk=account.pk)
+    return render(request, "contacts/account_form.html", {"form": form, "duplicates": duplicates})
 
 
 @login_required

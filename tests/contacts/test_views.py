@@ -324,3 +324,61 @@ def test_a_contact_who_asked_not_to_be_emailed_is_not(sales_client, sales, conta
 
     assert "asked not to be e-mailed" in response.content.decode()
     assert not Activity.objects.exists()
+
+
+NEW_CONTACT = {"customer_type": "prospect", "lifecycle_stage": "awareness"}
+
+
+def test_creating_a_contact_with_a_known_email_warns_first(sales_client, contact):
+    data = {**NEW_CONTACT, "first_name": "P.", "last_name": "G.", "email": "PETER@initech.test"}
+
+    warned = sales_client.post("/contacts/new/", data, **ALPHA)
+
+    assert [d.pk for d in warned.context["duplicates"].visible] == [contact.pk]
+    assert "Create anyway" in warned.content.decode()
+    assert Contact.objects.count() == 1
+    created = sales_client.post("/contacts/new/", {**data, "confirm": "1"}, **ALPHA)
+    assert created.status_code == 302 and Contact.objects.count() == 2
+
+
+def test_a_similar_name_at_the_same_company_warns_too(sales_client, contact):
+    data = {
+        **NEW_CONTACT,
+        "first_name": "Peter",
+        "last_name": "Gibons",
+        "account": contact.account_id,
+    }
+
+    warned = sales_client.post("/contacts/new/", data, **ALPHA)
+
+    assert [d.pk for d in warned.context["duplicates"].visible] == [contact.pk]
+
+
+def test_a_duplicate_the_user_may_not_see_is_counted_not_shown(client, contact, in_alpha):
+    rival = user_create(
+        email="rival@alpha.test", password=PASSWORD, full_name="Rival", role=Role.SALES
+    )
+    client.post("/login/", {"username": rival.email, "password": PASSWORD}, **ALPHA)
+
+    warned = client.post(
+        "/contacts/new/",
+        {**NEW_CONTACT, "first_name": "Pete", "email": "peter@initech.test"},
+        **ALPHA,
+    )
+
+    duplicates = warned.context["duplicates"]
+    assert duplicates.visible == [] and duplicates.hidden_count == 1
+    assert "Gibbons" not in warned.content.decode()
+    assert "1 similar record belongs to someone else" in warned.content.decode()
+
+
+def test_an_account_with_the_same_domain_warns(sales_client, sales):
+    services.account_create(actor=sales, name="Initech", domain="initech.test")
+
+    warned = sales_client.post(
+        "/accounts/new/",
+        {"name": "Initech Corp", "domain": "INITECH.test", "customer_type": "prospect"},
+        **ALPHA,
+    )
+
+    assert [a.name for a in warned.context["duplicates"].visible] == ["Initech"]
