@@ -81,7 +81,8 @@ def keyset_page(queryset: QuerySet, ordering: Ordering, *, cursor: str | None, s
         next_cursor = signing.dumps(
             _key(rows[-1], ordering.columns), salt=f"{SALT}:{table}:{ordering.label}"
         )
-    total = queryset.order_by()[: COUNT_CAP + 1].count()
+    # Only the keys, without the select_related joins the rows need.
+    total = queryset.order_by().values("pk")[: COUNT_CAP + 1].count()
     return Page(
         rows=rows,
         next_cursor=next_cursor,

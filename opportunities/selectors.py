@@ -7,7 +7,7 @@ from django.shortcuts import get_object_or_404
 from crm import access
 from opportunities.models import Opportunity, Pipeline, Stage
 
-CARDS_PER_COLUMN = 50
+CARDS_PER_COLUMN = 20
 
 
 def opportunity_list(user) -> QuerySet[Opportunity]:

@@ -1,0 +1,286 @@
+"""Sales pages on a large tenant, through gunicorn, with 8 concurrent clients.
+
+Starts its own embedded PostgreSQL and Redis in a temporary folder (unless DATABASE_URL and
+REDIS_URL are set), seeds a tenant with BENCH_CONTACTS contacts (default 1,000,000; a fifth as many
+accounts, 30% as many opportunities) and one contact with 10,000 timeline entries, then times the
+contact list (first page, a filtered page, a search, a deep page), the 360-degree page of that
+contact and the pipeline board. Latency is measured by the clients over loopback, so it is the
+server's time plus a little. Each page's main query is also timed as raw SQL over psycopg, and the
+ratio of the page's p95 to the query's p95 is printed.
+
+Prints `BENCH sales.<metric> <value> <unit>` lines; leaves nothing running.
+"""
+
+import atexit
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from urllib.parse import quote, urlencode
+
+ROOT = Path(__file__).resolve().parent.parent
+CONTACTS = int(os.environ.get("BENCH_CONTACTS", "1000000"))
+CLIENTS = 8
+REQUESTS_PER_PAGE = int(os.environ.get("BENCH_REQUESTS", "200"))
+
+
+def percentile(samples: list[float], fraction: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def main() -> None:
+    if not (os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL")):
+        folder = tempfile.mkdtemp(prefix="crm-bench-", dir="/tmp")
+        atexit.register(shutil.rmtree, folder, True)
+        os.environ["CRM_DATA_DIR"] = folder
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "crm.settings")
+    os.environ["CRM_SPARE_SCHEMAS"] = "0"
+    sys.path.insert(0, str(ROOT))
+
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.core.management import call_command
+
+    call_command("setup_platform", no_demo=True, verbosity=0)
+    tenant, contact_id, cookie, deep_key, deep_cursor = prepare()
+    port = start_gunicorn(settings)
+    host = f"{tenant.slug}.localhost:{port}"
+
+    pages = {
+        "contact_list": "/contacts/",
+        "filtered": "/contacts/?"
+        + urlencode({"territory": "North", "lifecycle_stage": "evaluation"}),
+        "search": "/contacts/?q=smith",
+        "deep_page": "/contacts/?" + urlencode({"after": deep_cursor}),
+        "contact_360": f"/contacts/{contact_id}/",
+        "pipeline_board": "/opportunities/board/",
+    }
+    raw = raw_queries(contact_id, deep_key)
+    for name, path in pages.items():
+        samples = load(port, host, path, cookie)
+        sql = time_sql(tenant, raw[name])
+        p95 = percentile(samples, 0.95)
+        print(f"BENCH sales.{name}_p50 {statistics.median(samples):.1f} ms", flush=True)
+        print(f"BENCH sales.{name}_p95 {p95:.1f} ms", flush=True)
+        print(f"BENCH sales.{name}_sql_p95 {percentile(sql, 0.95):.1f} ms", flush=True)
+        print(f"BENCH sales.{name}_vs_sql {p95 / percentile(sql, 0.95):.2f} ratio", flush=True)
+
+
+def prepare():
+    """Seed the tenant (timed), give one contact 10,000 timeline entries, log the admin in."""
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+    from django.contrib.sessions.backends.db import SessionStore
+    from django.core import signing
+    from django.db import connection
+    from django_tenants.utils import schema_context
+
+    from crm.demo import demo_seed
+    from crm.pagination import SALT
+    from crm.tenants.services import tenant_provision
+    from crm.users.models import User
+
+    tenant = tenant_provision(
+        slug="bench",
+        name="Bench Co",
+        admin_email="admin@bench.example",
+        admin_password="a-long-bench-password-1",
+    )
+    with schema_context(tenant.schema_name):
+        started = time.monotonic()
+        demo_seed(contacts=CONTACTS)
+        print(
+            f"BENCH sales.seed_{CONTACTS}_contacts_s {time.monotonic() - started:.1f} s", flush=True
+        )
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT id, account_id FROM contacts_contact ORDER BY id LIMIT 1")
+            contact_id, account_id = cursor.fetchone()
+            cursor.execute(
+                "INSERT INTO tracking_timelineentry (contact_id, account_id, kind, occurred_at, "
+                "summary, detail) SELECT %s, %s, (ARRAY['call','meeting','email','note'])"
+                "[1 + n %% 4], now() - n * interval '1 hour', 'Entry number ' || n, '' "
+                "FROM generate_series(1, 10000) n",
+                [contact_id, account_id],
+            )
+            cursor.execute("ANALYZE")
+            cursor.execute(
+                "SELECT last_name, first_name, id FROM contacts_contact "
+                "ORDER BY last_name, first_name, id OFFSET %s LIMIT 1",
+                [int(CONTACTS * 0.9)],
+            )
+            deep_key = list(cursor.fetchone())
+        user = User.objects.get(email="admin@bench.example")
+        session = SessionStore()
+        session[SESSION_KEY] = str(user.pk)
+        session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+        session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+        session.create()
+        cursor_value = signing.dumps(deep_key, salt=f"{SALT}:contacts_contact:name")
+    connection.set_schema_to_public()
+    return tenant, contact_id, f"sessionid={session.session_key}", deep_key, cursor_value
+
+
+def start_gunicorn(settings) -> int:
+    from crm.embedded import free_port
+
+    db = settings.DATABASES["default"]
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"postgres://{db['USER']}@{quote(db['HOST'], safe='')}"
+        f"{':' + str(db['PORT']) if db['PORT'] else ''}/{db['NAME']}",
+        "REDIS_URL": settings.REDIS_URL,
+        "SECRET_KEY": settings.SECRET_KEY,
+        "DEBUG": "0",
+        "SECURE_SSL_REDIRECT": "0",
+        "SESSION_COOKIE_SECURE": "0",
+        "CSRF_COOKIE_SECURE": "0",
+        "CRM_PUBLIC_PORT": str(port),
+        "LOG_LEVEL": "WARNING",
+    }
+    # Production settings serve the hashed static files that collectstatic writes.
+    env["STATIC_ROOT"] = tempfile.mkdtemp(prefix="crm-bench-static-", dir="/tmp")
+    atexit.register(shutil.rmtree, env["STATIC_ROOT"], True)
+    subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+    )
+    server = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "gunicorn"),
+            "crm.wsgi:application",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "2",
+            "--threads",
+            "4",
+        ],
+        cwd=ROOT,
+        env=env,
+    )
+    atexit.register(server.wait, 30)
+    atexit.register(server.terminate)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}/healthz", headers={"Host": "localhost"}
+            )
+            urllib.request.urlopen(request, timeout=2).read()
+            return port
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit("gunicorn did not start")
+
+
+def load(port: int, host: str, path: str, cookie: str) -> list[float]:
+    """REQUESTS_PER_PAGE requests from CLIENTS threads (after a warm-up); milliseconds each."""
+    samples: list[float] = []
+    lock = threading.Lock()
+
+    def get() -> float:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}{path}", headers={"Host": host, "Cookie": cookie}
+        )
+        started = time.perf_counter()
+        with urllib.request.urlopen(request, timeout=30) as response:
+            response.read()
+            assert response.status == 200, (path, response.status)
+        return (time.perf_counter() - started) * 1000
+
+    for _ in range(3):
+        get()
+
+    def client(count: int) -> None:
+        for _ in range(count):
+            elapsed = get()
+            with lock:
+                samples.append(elapsed)
+
+    threads = [
+        threading.Thread(target=client, args=(REQUESTS_PER_PAGE // CLIENTS,))
+        for _ in range(CLIENTS)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return samples
+
+
+def raw_queries(contact_id: int, deep_key: list) -> dict[str, tuple[str, list]]:
+    """Each page's main query, written by hand."""
+    columns = "c.id, c.first_name, c.last_name, c.email, c.lifecycle_stage, a.name, u.full_name"
+    joins = (
+        "FROM contacts_contact c LEFT JOIN contacts_account a ON a.id = c.account_id "
+        "LEFT JOIN users_user u ON u.id = c.owner_id"
+    )
+    order = "ORDER BY c.last_name, c.first_name, c.id LIMIT 51"
+    return {
+        "contact_list": (f"SELECT {columns} {joins} {order}", []),
+        "filtered": (
+            f"SELECT {columns} {joins} WHERE upper(c.territory) = upper(%s) AND "
+            f"c.lifecycle_stage = %s {order}",
+            ["North", "evaluation"],
+        ),
+        "search": (
+            f"SELECT {columns} {joins} WHERE upper(c.first_name) LIKE upper(%s) OR "
+            f"upper(c.last_name) LIKE upper(%s) OR upper(c.email) LIKE upper(%s) OR "
+            f"upper(c.phone) LIKE upper(%s) OR upper(a.name) LIKE upper(%s) {order}",
+            ["%smith%"] * 5,
+        ),
+        "deep_page": (
+            f"SELECT {columns} {joins} WHERE (c.last_name, c.first_name, c.id) > "
+            f"(%s, %s, %s) {order}",
+            deep_key,
+        ),
+        "contact_360": (
+            "SELECT t.id, t.kind, t.summary, t.occurred_at FROM "
+            "tracking_timelineentry t WHERE t.contact_id = %s "
+            "ORDER BY t.occurred_at DESC, t.id DESC LIMIT 100",
+            [contact_id],
+        ),
+        "pipeline_board": (
+            "SELECT stage_id, count(*), sum(amount), "
+            "sum(amount * s.probability / 100) FROM opportunities_opportunity o "
+            "JOIN opportunities_stage s ON s.id = o.stage_id GROUP BY stage_id",
+            [],
+        ),
+    }
+
+
+def time_sql(tenant, query: tuple[str, list], rounds: int = 50) -> list[float]:
+    import psycopg
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    samples = []
+    with psycopg.connect(
+        host=db["HOST"],
+        port=db["PORT"] or None,
+        user=db["USER"],
+        password=db["PASSWORD"] or None,
+        dbname=db["NAME"],
+    ) as conn:
+        conn.execute(f'SET search_path = "{tenant.schema_name}", public')
+        sql, params = query
+        for _ in range(rounds):
+            started = time.perf_counter()
+            conn.execute(sql, params).fetchall()
+            samples.append((time.perf_counter() - started) * 1000)
+    return samples
+
+
+if __name__ == "__main__":
+    main()
