@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: run test lint bench bench-platform browser
+.PHONY: run test lint bench bench-platform bench-sales browser
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -42,3 +42,7 @@ bench: $(STAMP)
 
 bench-platform: $(STAMP)
 	$(VENV)/bin/python -W ignore bench/bench_platform.py
+
+# BENCH_CONTACTS (default 1,000,000) and BENCH_REQUESTS (per page, default 200) scale it down.
+bench-sales: $(STAMP)
+	$(VENV)/bin/python -W ignore bench/bench_sales.py
