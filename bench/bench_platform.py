@@ -8,41 +8,25 @@ parts that bound it: the Argon2 hash of the founder's password and the clone of 
 Prints `BENCH platform.<metric> <value> <unit>` lines.
 """
 
-import atexit
 import os
-import shutil
 import statistics
-import sys
-import tempfile
 import time
 import uuid
-from pathlib import Path
+
+from platform_setup import platform_ready
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "15"))
 
 
 def main() -> None:
-    if not (os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL")):
-        folder = tempfile.mkdtemp(prefix="crm-bench-", dir="/tmp")
-        # Registered first, so it runs last: after the servers stopped at exit.
-        atexit.register(shutil.rmtree, folder, True)
-        os.environ["CRM_DATA_DIR"] = folder
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "crm.settings")
-    os.environ["CRM_SPARE_SCHEMAS"] = "0"
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-    import django
-
-    django.setup()
+    platform_ready()
     from django.contrib.auth.hashers import make_password
-    from django.core.management import call_command
     from django.db import connection, transaction
     from django.test import Client
     from django_tenants.clone import CloneSchema
 
     from crm.tenants.services import spares_fill
 
-    call_command("setup_platform", no_demo=True, verbosity=0)
     client = Client(HTTP_HOST="localhost")
 
     def signup() -> float:

@@ -24,7 +24,8 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
-ROOT = Path(__file__).resolve().parent.parent
+from platform_setup import ROOT, platform_ready
+
 CONTACTS = int(os.environ.get("BENCH_CONTACTS", "1000000"))
 CLIENTS = 8
 REQUESTS_PER_PAGE = int(os.environ.get("BENCH_REQUESTS", "200"))
@@ -36,21 +37,9 @@ def percentile(samples: list[float], fraction: float) -> float:
 
 
 def main() -> None:
-    if not (os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL")):
-        folder = tempfile.mkdtemp(prefix="crm-bench-", dir="/tmp")
-        atexit.register(shutil.rmtree, folder, True)
-        os.environ["CRM_DATA_DIR"] = folder
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "crm.settings")
-    os.environ["CRM_SPARE_SCHEMAS"] = "0"
-    sys.path.insert(0, str(ROOT))
-
-    import django
-
-    django.setup()
+    platform_ready()
     from django.conf import settings
-    from django.core.management import call_command
 
-    call_command("setup_platform", no_demo=True, verbosity=0)
     tenant, contact_id, cookie, deep_key, deep_cursor = prepare()
     port = start_gunicorn(settings)
     host = f"{tenant.slug}.localhost:{port}"
