@@ -5,6 +5,7 @@ import django_filters
 from django.db.models import Q
 
 from contacts.models import Account, Contact, CustomerType, LifecycleStage
+from contacts.selectors import contacts_matching
 from crm.users.models import User
 
 
@@ -29,14 +30,7 @@ class ContactFilter(django_filters.FilterSet):
         fields = ["q", "owner", "territory", "lifecycle_stage", "customer_type", "tag"]
 
     def search(self, queryset, name, value):
-        value = value.strip()[:100]
-        return queryset.filter(
-            Q(first_name__icontains=value)
-            | Q(last_name__icontains=value)
-            | Q(email__icontains=value)
-            | Q(phone__icontains=value)
-            | Q(account__name__icontains=value)
-        )
+        return contacts_matching(queryset, value)
 
     def with_tag(self, queryset, name, value):
         return queryset.filter(account__tags__contains=[value.strip()])

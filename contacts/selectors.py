@@ -94,6 +94,32 @@ def account_opportunities(user, account: Account):
     )
 
 
+def contacts_matching(contacts: QuerySet[Contact], text: str) -> QuerySet[Contact]:
+    """Contacts whose name, e-mail, phone or company contains `text` (any case).
+
+    Written as a union of one id set per column, each found through that column's trigram
+    index, rather than one OR across the account join, which PostgreSQL can only answer by
+    reading every contact."""
+    text = text.strip()[:100]
+    arms = [
+        Contact.objects.filter(**{f"{column}__icontains": text}).values("pk")
+        for column in ("first_name", "last_name", "email", "phone")
+    ]
+    arms.append(
+        Contact.objects.filter(
+            account__in=Account.objects.filter(name__icontains=text).values("pk")
+        ).values("pk")
+    )
+    first, _, last = text.partition(" ")
+    if last:
+        arms.append(
+            Contact.objects.filter(
+                first_name__icontains=first, last_name__icontains=last.strip()
+            ).values("pk")
+        )
+    return contacts.filter(pk__in=arms[0].union(*arms[1:]))
+
+
 @dataclass
 class SearchResults:
     query: str
@@ -113,17 +139,9 @@ def search(user, query: str, *, per_kind: int = 6) -> SearchResults:
     if len(query) < 2:
         return SearchResults(query, [], [], [])
     contacts = access.contacts_for(user).select_related("account")
-    substring = (
-        Q(first_name__icontains=query)
-        | Q(last_name__icontains=query)
-        | Q(email__icontains=query)
-        | Q(phone__icontains=query)
-        | Q(account__name__icontains=query)
+    found = list(
+        contacts_matching(contacts, query).order_by("last_name", "first_name", "id")[:per_kind]
     )
-    first, _, last = query.partition(" ")
-    if last:
-        substring |= Q(first_name__icontains=first, last_name__icontains=last)
-    found = list(contacts.filter(substring).order_by("last_name", "first_name", "id")[:per_kind])
     if not found:
         found = list(
             contacts.annotate(
