@@ -14,6 +14,9 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $@
 
+# `make .venv`: only the environment, created or brought up to date with pyproject.toml.
+$(VENV): $(STAMP)
+
 run: $(STAMP)
 	$(VENV)/bin/python -m crm.run
 
