@@ -14,9 +14,6 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $@
 
-# `make .venv`: only the environment, created or brought up to date with pyproject.toml.
-$(VENV): $(STAMP)
-
 run: $(STAMP)
 	$(VENV)/bin/python -m crm.run
 

@@ -4,20 +4,20 @@ Starts (or reuses) the embedded PostgreSQL and Redis when `DATABASE_URL` / `REDI
 set, a local mail catcher when `EMAIL_URL` is not set, prepares the platform (migrations, the
 template and spare schemas, the demo tenant), then runs gunicorn, a Celery worker and Celery beat
 until Ctrl-C. Children run in sessions of their own, so the terminal's Ctrl-C reaches only this
-supervisor, which stops them all and only then stops the embedded servers. Embedded servers
+supervisor, which stops them in order and only then stops the embedded servers. Embedded servers
 found already running (left by a crashed run, or started by a `manage.py` command) are adopted:
-this run uses them and stops them when it ends, so a crash never leaves them running for good.
+this run uses them and stops them when it ends.
 """
 
 import ctypes
-import http.client
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 from crm import embedded
@@ -26,16 +26,10 @@ from crm.demo_logins import DEMO_PASSWORD, DEMO_SLUG, DEMO_USERS
 PR_SET_PDEATHSIG = 1
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-# Long enough for a Celery worker's warm shutdown to finish the task in hand.
-STOP_TIMEOUT = 10
 
 
 def say(message: str) -> None:
     print(f"[crm] {message}", flush=True)
-
-
-class StopRequested(Exception):
-    """Ctrl-C or SIGTERM arrived; not an error."""
 
 
 def port_is_free(host: str, port: int) -> bool:
@@ -50,15 +44,13 @@ def port_is_free(host: str, port: int) -> bool:
     return True
 
 
-def loopback_hosts() -> list[str]:
-    """Where to serve: browsers may try ::1 first for `localhost` and `*.localhost`, so serve
-    there too when the machine has IPv6."""
+def ipv6_loopback() -> bool:
     try:
         with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
             probe.bind(("::1", 0))
     except OSError:
-        return ["127.0.0.1"]
-    return ["127.0.0.1", "::1"]
+        return False
+    return True
 
 
 def _die_with_parent() -> None:
@@ -68,73 +60,34 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def _end(processes: list[subprocess.Popen]) -> None:
-    """Ask every process to stop at once (they shut down in parallel), then kill stragglers."""
-    for process in processes:
-        if process.poll() is None:
-            process.terminate()
-    deadline = time.monotonic() + STOP_TIMEOUT
-    for process in processes:
-        try:
-            process.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 class Supervisor:
     def __init__(self, port: int):
         self.port = port
-        self.hosts = loopback_hosts()
         self.env = dict(os.environ)
         self.children: list[tuple[str, subprocess.Popen]] = []
-        self.cleanups: list[tuple[str, Callable[[], None]]] = []
-        self.maildir: Path | None = None
+        self.cleanups: list = []
         self.stopping = False
-
-    def request_stop(self, signum, frame) -> None:
-        self.stopping = True
-
-    def checkpoint(self) -> None:
-        """Between and during start-up steps: give up when asked to stop or a child died."""
-        if self.stopping:
-            raise StopRequested
-        for name, process in self.children:
-            if process.poll() is not None:
-                raise RuntimeError(f"The {name} process exited (status {process.returncode}).")
-
-    def spawn(self, command: list[str]) -> subprocess.Popen:
-        return subprocess.Popen(
-            command, cwd=ROOT, env=self.env, start_new_session=True, preexec_fn=_die_with_parent
-        )
-
-    def supervise(self, name: str, command: list[str]) -> None:
-        self.children.append((name, self.spawn(command)))
 
     def start_services(self) -> None:
         root = embedded.data_dir()
         if not self.env.get("DATABASE_URL"):
             say(f"Starting the embedded PostgreSQL (data in {root / 'postgres'})...")
-            self.env["DATABASE_URL"] = embedded.start_postgres(root / "postgres").url
-            self.cleanups.append(("PostgreSQL", lambda: embedded.stop_postgres(root / "postgres")))
-            self.checkpoint()
+            pg = embedded.start_postgres(root / "postgres")
+            self.env["DATABASE_URL"] = pg.url
+            self.cleanups.append(lambda: embedded.stop_postgres(root / "postgres"))
         if not self.env.get("REDIS_URL"):
             say(f"Starting the embedded Redis (data in {root / 'redis'})...")
-            self.env["REDIS_URL"] = embedded.start_redis(root / "redis").url
-            self.cleanups.append(("Redis", lambda: embedded.stop_redis(root / "redis")))
-            self.checkpoint()
-        # Children see the servers through the URLs, so settings no longer fall back to the data
-        # folder's development key: pass it on.
+            rd = embedded.start_redis(root / "redis")
+            self.env["REDIS_URL"] = rd.url
+            self.cleanups.append(lambda: embedded.stop_redis(root / "redis"))
+        self.env.setdefault("DEBUG", "1")
         self.env.setdefault("SECRET_KEY", embedded.development_secret_key())
-        # Plain HTTP on loopback: without DEBUG the production settings would redirect to HTTPS.
-        self.env["DEBUG"] = "1"
         self.env.setdefault("CRM_BASE_DOMAIN", "localhost")
         self.env["CRM_PUBLIC_PORT"] = str(self.port)
         if not self.env.get("EMAIL_URL"):
             mail_port = embedded.free_port()
-            self.maildir = root / "mail"
-            self.supervise(
-                "mail catcher",
+            self.spawn(
+                "mail",
                 [
                     sys.executable,
                     "-m",
@@ -142,30 +95,29 @@ class Supervisor:
                     "--port",
                     str(mail_port),
                     "--maildir",
-                    str(self.maildir),
+                    str(root / "mail"),
                 ],
             )
             self.env["EMAIL_URL"] = f"smtp://127.0.0.1:{mail_port}"
 
+    def spawn(self, name: str, command: list[str]) -> None:
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=self.env, start_new_session=True, preexec_fn=_die_with_parent
+        )
+        self.children.append((name, process))
+
     def prepare(self) -> None:
         say("Migrating and preparing the demo workspace...")
-        # In a session of its own like every child, so that Ctrl-C stops it here, cleanly,
-        # rather than as a traceback in the middle of a migration.
-        setup = self.spawn([sys.executable, "manage.py", "setup_platform"])
-        try:
-            while setup.poll() is None:
-                self.checkpoint()
-                time.sleep(0.1)
-        finally:
-            _end([setup])
-        if setup.returncode != 0:
-            raise RuntimeError(f"manage.py setup_platform failed (status {setup.returncode}).")
+        subprocess.run(
+            [sys.executable, "manage.py", "setup_platform"], cwd=ROOT, env=self.env, check=True
+        )
 
     def start_app(self) -> None:
-        binds = []
-        for host in self.hosts:
-            binds += ["--bind", f"[{host}]:{self.port}" if ":" in host else f"{host}:{self.port}"]
-        self.supervise(
+        binds = ["--bind", f"127.0.0.1:{self.port}"]
+        if ipv6_loopback() and port_is_free("::1", self.port):
+            # Browsers may try ::1 first for *.localhost.
+            binds += ["--bind", f"[::1]:{self.port}"]
+        self.spawn(
             "web",
             [
                 str(BIN / "gunicorn"),
@@ -179,7 +131,7 @@ class Supervisor:
                 "-",
             ],
         )
-        self.supervise(
+        self.spawn(
             "worker",
             [
                 str(BIN / "celery"),
@@ -192,7 +144,7 @@ class Supervisor:
                 "2",
             ],
         )
-        self.supervise(
+        self.spawn(
             "beat",
             [
                 str(BIN / "celery"),
@@ -207,40 +159,36 @@ class Supervisor:
         )
 
     def wait_for_first_page(self, timeout: float = 120) -> None:
+        base = self.env["CRM_BASE_DOMAIN"]
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}/healthz", headers={"Host": f"{base}:{self.port}"}
+        )
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self.checkpoint()
-            if self.healthy():
-                return
+        while time.monotonic() < deadline and not self.stopping:
+            self.check_children()
+            try:
+                with urllib.request.urlopen(request, timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
             time.sleep(0.2)
-        raise RuntimeError(f"The web server did not answer /healthz within {timeout:.0f}s.")
+        if self.stopping:
+            return
+        raise RuntimeError(f"The web server did not answer within {timeout:.0f}s.")
 
-    def healthy(self) -> bool:
-        # http.client rather than urllib: urllib would send a loopback request through the
-        # proxy of an `http_proxy` variable.
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
-        try:
-            connection.request(
-                "GET", "/healthz", headers={"Host": f"{self.env['CRM_BASE_DOMAIN']}:{self.port}"}
-            )
-            return connection.getresponse().status == 200
-        except OSError:
-            return False
-        finally:
-            connection.close()
-
-    def watch(self) -> None:
-        while True:
-            self.checkpoint()
-            time.sleep(0.5)
+    def check_children(self) -> None:
+        for name, process in self.children:
+            if process.poll() is not None:
+                raise RuntimeError(f"The {name} process exited (status {process.returncode}).")
 
     def banner(self, seconds: float) -> None:
         base, port = self.env["CRM_BASE_DOMAIN"], self.port
-        logins = "\n".join(f"    {role:<10} {email}" for email, role, _name in DEMO_USERS)
+        logins = "\n".join(f"    {role:<10} {email}" for email, role, _ in DEMO_USERS)
         mail = (
-            f"{self.maildir} (read it: .venv/bin/python manage.py read_mail)"
-            if self.maildir
-            else "the server in EMAIL_URL"
+            f"{embedded.data_dir() / 'mail'} (read it: .venv/bin/python manage.py read_mail)"
+            if self.env["EMAIL_URL"].startswith("smtp://127.0.0.1")
+            else self.env["EMAIL_URL"]
         )
         print(
             f"\n  CRM is running (first page after {seconds:.1f}s).\n\n"
@@ -253,44 +201,52 @@ class Supervisor:
         )
 
     def stop(self) -> None:
-        """Stop the children, then the servers this run started or adopted."""
-        _end([process for _name, process in reversed(self.children)])
-        for name, cleanup in reversed(self.cleanups):
+        """Stop the children (newest first), then the servers this run started."""
+        for _name, process in reversed(self.children):
+            if process.poll() is None:
+                process.terminate()
+        deadline = time.monotonic() + 15
+        for _name, process in reversed(self.children):
             try:
-                cleanup()
-            except Exception as exc:
-                say(f"Could not stop the embedded {name}: {exc}")
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        for cleanup in reversed(self.cleanups):
+            cleanup()
 
 
 def main() -> int:
     port = int(os.environ.get("PORT") or 8000)
-    supervisor = Supervisor(port)
-    if not all(port_is_free(host, port) for host in supervisor.hosts):
-        say(f"Port {port} is in use; stop the other server or run `make run PORT=8123`.")
+    if not port_is_free("127.0.0.1", port):
+        say(f"Port {port} is in use. Stop the other server, or run `make run PORT=8123`.")
         return 1
     started = time.monotonic()
-    # SIGHUP too: closing the terminal should stop the servers, not orphan them.
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, supervisor.request_stop)
+    supervisor = Supervisor(port)
+
+    def request_stop(signum, frame):
+        supervisor.stopping = True
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
     try:
         supervisor.start_services()
         supervisor.prepare()
         supervisor.start_app()
         supervisor.wait_for_first_page()
         supervisor.banner(time.monotonic() - started)
-        supervisor.watch()
+        while not supervisor.stopping:
+            supervisor.check_children()
+            time.sleep(0.5)
     except Exception as exc:
-        # A step that fails after Ctrl-C (initdb, say, which gets the terminal's SIGINT too)
-        # failed because of it: that is the stop that was asked for, not an error.
-        if supervisor.stopping:
-            say("Stopping...")
-            supervisor.stop()
-            say("Stopped.")
-            return 0
         # Whatever went wrong, leave nothing running behind us.
         say(f"Stopping: {exc}")
         supervisor.stop()
         return 1
+    say("Stopping...")
+    supervisor.stop()
+    say("Stopped.")
+    return 0
 
 
 if __name__ == "__main__":
