@@ -254,3 +254,97 @@ class Appointment(models.Model):
 
     def __str__(self):
         return self.title
+
+
+class RecordKind(models.TextChoices):
+    ACCOUNT = "account", "Accounts"
+    CONTACT = "contact", "Contacts"
+
+
+class MergeJournal(models.Model):
+    """One merge of two records that were the same customer: which was kept, which was folded
+    into it, and all that is needed to undo it (the folded record's own values, the kept record's
+    values before the merge, and which related rows were moved from one to the other)."""
+
+    kind = models.CharField(max_length=10, choices=RecordKind.choices)
+    kept_id = models.BigIntegerField()
+    merged_id = models.BigIntegerField()
+    # {"kept_before": {...}, "merged": {...}, "moved": {"<app.model>.<field>": [ids]}, ...}
+    snapshot = models.JSONField(default=dict)
+    summary = models.CharField(max_length=300)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    merged_at = models.DateTimeField(auto_now_add=True)
+    undone_at = models.DateTimeField(null=True, blank=True)
+    undone_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        verbose_name_plural = "merge journal"
+        indexes = [models.Index(fields=["kind", "kept_id"]), models.Index(fields=["-merged_at"])]
+
+    def __str__(self):
+        return self.summary
+
+
+class ImportJob(models.Model):
+    """A CSV file of accounts or contacts a user uploaded: how its columns map onto our fields,
+    how rows are matched to existing records, and how far the Celery task that imports it got,
+    with the rows it refused and why."""
+
+    class Status(models.TextChoices):
+        UPLOADED = "uploaded", "Uploaded"
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Importing"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    class MatchOn(models.TextChoices):
+        NOTHING = "", "Always create"
+        EMAIL = "email", "E-mail"
+        EXTERNAL_ID = "external_id", "External ID"
+
+    kind = models.CharField(max_length=10, choices=RecordKind.choices)
+    file_name = models.CharField(max_length=255)
+    # The decoded file, kept in the tenant's schema (so it never crosses tenants).
+    content = models.TextField()
+    # {"<csv header>": "<field name>" or ""}
+    mapping = models.JSONField(default=dict)
+    match_on = models.CharField(max_length=20, choices=MatchOn.choices, blank=True)
+    skip_invalid = models.BooleanField(
+        default=False, help_text="Import the good rows and report the bad ones."
+    )
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.UPLOADED)
+    total_rows = models.PositiveIntegerField(default=0)
+    processed_rows = models.PositiveIntegerField(default=0)
+    created_count = models.PositiveIntegerField(default=0)
+    updated_count = models.PositiveIntegerField(default=0)
+    # [{"row": 12, "field": "email", "message": "..."}]; row numbers as in the file (header = 1).
+    errors = models.JSONField(default=list, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self):
+        return self.file_name
+
+
+class LetterTemplate(models.Model):
+    """A letter the tenant sends by post, with merge fields filled in for each contact
+    (mail merge) and produced as a PDF."""
+
+    name = models.CharField(max_length=100, unique=True)
+    subject = models.CharField(max_length=200, blank=True)
+    body = models.TextField(help_text="Merge fields such as {{ contact.first_name }}.")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self):
+        return self.name

@@ -123,6 +123,8 @@ def contact_detail(request, pk):
             "audit": selectors.audit_trail(contact),
             "activity_form": ActivityForm(initial={"kind": "call"}),
             "task_form": TaskForm(),
+            "email_form": EmailForm(),
+            "appointment_form": AppointmentForm(),
         },
     )
 

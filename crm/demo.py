@@ -293,7 +293,7 @@ def demo_seed(*, contacts: int, seed: int = 2026) -> dict[str, int]:
             "expected_close",
             "forecast_category",
             "next_step",
-            "lost_reason",
+            "close_reason",
             "closed_at",
             "created_at",
             "updated_at",

@@ -72,7 +72,8 @@ class Opportunity(models.Model):
         max_length=20, choices=ForecastCategory.choices, default=ForecastCategory.PIPELINE
     )
     next_step = models.CharField(max_length=200, blank=True)
-    lost_reason = models.CharField(max_length=200, blank=True)
+    # Why it was won or lost, asked for when it moves into a won or lost stage.
+    close_reason = models.CharField(max_length=200, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -113,3 +114,61 @@ class StageChange(models.Model):
 
     def __str__(self):
         return f"{self.opportunity_id}: {self.from_stage_id} -> {self.to_stage_id}"
+
+
+class Product(models.Model):
+    """Something the tenant sells, with its list price; opportunities list products as line
+    items, and reports group revenue by product type."""
+
+    name = models.CharField(max_length=200)
+    sku = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    product_type = models.CharField(max_length=100, blank=True)
+    unit_price = models.DecimalField(max_digits=14, decimal_places=2, default=Decimal("0"))
+    currency = models.CharField(max_length=3, default="USD")
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(unit_price__gte=0), name="product_price_not_negative"
+            ),
+        ]
+
+    def __str__(self):
+        return self.name
+
+
+class LineItem(models.Model):
+    """A product on an opportunity: how many, at what price, with what discount. An opportunity
+    with line items is worth the sum of their totals."""
+
+    opportunity = models.ForeignKey(
+        Opportunity, on_delete=models.CASCADE, related_name="line_items"
+    )
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="line_items")
+    quantity = models.DecimalField(max_digits=12, decimal_places=2, default=Decimal("1"))
+    unit_price = models.DecimalField(max_digits=14, decimal_places=2)
+    discount_percent = models.DecimalField(max_digits=5, decimal_places=2, default=Decimal("0"))
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(quantity__gt=0), name="line_item_quantity_positive"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(unit_price__gte=0), name="line_item_price_not_negative"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(discount_percent__gte=0, discount_percent__lte=100),
+                name="line_item_discount_percent",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.quantity} x {self.product}"
+
+    @property
+    def total(self) -> Decimal:
+        gross = self.quantity * self.unit_price
+        return (gross * (100 - self.discount_percent) / 100).quantize(Decimal("0.01"))
