@@ -21,13 +21,11 @@ from contacts.forms import (
 )
 from contacts.models import Task
 from crm.access import require
-from crm.pagination import Ordering, keyset_page
+from crm.lists import list_page
+from crm.pagination import Ordering
 from crm.users import services as users_services
 from crm.users.models import User
 from tracking.models import TimelineEntry
-
-PAGE_SIZE = 50
-
 
 CONTACT_ORDERINGS = {
     "name": Ordering("name", ("last_name", "first_name", "id")),
@@ -40,38 +38,10 @@ ACCOUNT_ORDERINGS = {
 }
 
 
-def _list_page(request, queryset, filter_class, orderings, template):
-    """A filtered, sorted, keyset-paginated list. Bad filter values are reported on the page,
-    which then shows the unfiltered list."""
-    filters = filter_class(request.GET or None, queryset=queryset, request=request)
-    rows = queryset
-    if filters.is_bound and not filters.is_valid():
-        messages.error(request, "Some filters were not understood and were ignored.")
-    elif filters.is_bound:
-        rows = filters.qs
-    ordering = orderings.get(request.GET.get("sort", ""), next(iter(orderings.values())))
-    page = keyset_page(rows, ordering, cursor=request.GET.get("after"), size=PAGE_SIZE)
-    if page.cursor_was_invalid:
-        messages.error(request, "That page link was not valid; here is the first page.")
-    params = request.GET.copy()
-    params.pop("after", None)
-    return render(
-        request,
-        template,
-        {
-            "page": page,
-            "filters": filters,
-            "sort": ordering.label,
-            "orderings": orderings,
-            "params": params.urlencode(),
-        },
-    )
-
-
 @login_required
 @require("accounts.view")
 def account_list(request):
-    return _list_page(
+    return list_page(
         request,
         selectors.account_list(request.user),
         AccountFilter,
@@ -83,7 +53,7 @@ def account_list(request):
 @login_required
 @require("contacts.view")
 def contact_list(request):
-    return _list_page(
+    return list_page(
         request,
         selectors.contact_list(request.user),
         ContactFilter,

@@ -34,6 +34,9 @@ RULES: dict[str, frozenset[str]] = {
     ),
     "opportunities.view": frozenset({Role.ADMIN, Role.MANAGER, Role.SALES, Role.PARTNER}),
     "campaigns.view": frozenset({Role.ADMIN, Role.MANAGER, Role.MARKETING}),
+    # Sales set-up: the tenant's pipelines and stages, and its product catalogue.
+    "pipelines.manage": frozenset({Role.ADMIN, Role.MANAGER}),
+    "products.manage": frozenset({Role.ADMIN, Role.MANAGER}),
 }
 
 

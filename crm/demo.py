@@ -18,17 +18,9 @@ from contacts.models import Account, CustomerType, LifecycleStage
 from crm.demo_logins import DEMO_PASSWORD, DEMO_USERS
 from crm.users.models import PartnerOrganization, Role, Team, User
 from crm.users.services import user_create
-from opportunities.models import Pipeline, Stage
+from opportunities.models import Pipeline
 from tracking.models import TimelineEntry
 
-DEFAULT_STAGES = (
-    ("Qualification", 10),
-    ("Needs analysis", 25),
-    ("Proposal", 50),
-    ("Negotiation", 75),
-    ("Closed won", 100),
-    ("Closed lost", 0),
-)
 INDUSTRIES = (
     "Software",
     "Manufacturing",
@@ -46,21 +38,8 @@ SOURCES = ("Website", "Trade show", "E-mail campaign", "Referral", "Advertising"
 
 
 def pipeline_ensure() -> Pipeline:
-    """The tenant's default sales pipeline with its stages and probabilities."""
-    pipeline, created = Pipeline.objects.get_or_create(name="Sales")
-    if created:
-        Stage.objects.bulk_create(
-            Stage(
-                pipeline=pipeline,
-                name=name,
-                position=i,
-                probability=p,
-                is_won=name == "Closed won",
-                is_lost=name == "Closed lost",
-            )
-            for i, (name, p) in enumerate(DEFAULT_STAGES)
-        )
-    return pipeline
+    """The default sales pipeline every tenant is given by its migrations."""
+    return Pipeline.objects.get(name="Sales")
 
 
 def demo_users_ensure() -> list[User]:

@@ -1,7 +1,9 @@
 from decimal import Decimal
 
 from django.conf import settings
+from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.db import models
+from django.db.models.functions import Upper
 
 
 class Pipeline(models.Model):
@@ -83,6 +85,10 @@ class Opportunity(models.Model):
         indexes = [
             models.Index(fields=["expected_close", "id"]),
             models.Index(fields=["stage", "-amount", "id"]),
+            models.Index(fields=["name", "id"]),
+            models.Index(fields=["created_at", "id"]),
+            models.Index(fields=["amount", "id"]),
+            GinIndex(OpClass(Upper("name"), name="gin_trgm_ops"), name="opportunity_name_trgm"),
         ]
 
     def __str__(self):

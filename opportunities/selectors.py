@@ -1,11 +1,12 @@
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db.models import Count, DecimalField, ExpressionWrapper, F, QuerySet, Sum
+from django.db.models import Count, DecimalField, ExpressionWrapper, F, Prefetch, QuerySet, Sum
 from django.shortcuts import get_object_or_404
 
+from contacts.models import Activity
 from crm import access
-from opportunities.models import Opportunity, Pipeline, Stage
+from opportunities.models import LineItem, Opportunity, Pipeline, Product, Stage, StageChange
 
 CARDS_PER_COLUMN = 20
 
@@ -19,7 +20,35 @@ def opportunity_list(user) -> QuerySet[Opportunity]:
 
 
 def opportunity_get(user, pk: int) -> Opportunity:
-    return get_object_or_404(access.opportunities_for(user).select_related("stage"), pk=pk)
+    """An opportunity the user may see, or 404 (the same for "not yours" and "not there")."""
+    return get_object_or_404(
+        access.opportunities_for(user).select_related(
+            "stage__pipeline", "account", "primary_contact", "owner"
+        ),
+        pk=pk,
+    )
+
+
+def stage_history(opportunity: Opportunity) -> list[StageChange]:
+    return list(
+        StageChange.objects.filter(opportunity=opportunity)
+        .select_related("from_stage", "to_stage", "changed_by")
+        .order_by("-changed_at", "-id")
+    )
+
+
+def line_items(opportunity: Opportunity) -> list[LineItem]:
+    return list(
+        LineItem.objects.filter(opportunity=opportunity).select_related("product").order_by("id")
+    )
+
+
+def opportunity_activities(opportunity: Opportunity) -> list[Activity]:
+    return list(
+        Activity.objects.filter(opportunity=opportunity)
+        .select_related("user")
+        .order_by("-occurred_at", "-id")[:50]
+    )
 
 
 @dataclass
@@ -68,3 +97,15 @@ def pipeline_board(user, pipeline: Pipeline) -> list[Column]:
 
 def pipelines() -> QuerySet[Pipeline]:
     return Pipeline.objects.order_by("name")
+
+
+def pipelines_with_stages() -> list[Pipeline]:
+    return list(
+        Pipeline.objects.order_by("name").prefetch_related(
+            Prefetch("stages", queryset=Stage.objects.order_by("position"))
+        )
+    )
+
+
+def products() -> QuerySet[Product]:
+    return Product.objects.order_by("-is_active", "name", "id")
