@@ -1,6 +1,6 @@
 from django.urls import path
 
-from contacts import views
+from contacts import letter_views, views
 
 app_name = "contacts"
 
@@ -26,5 +26,14 @@ urlpatterns = [
     ),
     path("contacts/<int:pk>/email/", views.contact_send_email, name="contact_send_email"),
     path("calendar/", views.calendar, name="calendar"),
+    path("letters/", letter_views.template_list, name="letter_template_list"),
+    path("letters/new/", letter_views.template_create, name="letter_template_create"),
+    path("letters/<int:pk>/edit/", letter_views.template_edit, name="letter_template_edit"),
+    path("contacts/<int:pk>/letters/", letter_views.contact_letter, name="contact_letter"),
+    path(
+        "contacts/<int:pk>/letters/<int:letter_pk>.pdf",
+        letter_views.letter_download,
+        name="letter_download",
+    ),
     path("calendar/feed/<str:token>.ics", views.calendar_feed, name="calendar_feed"),
 ]
