@@ -1,6 +1,6 @@
 from django.urls import path
 
-from contacts import letter_views, views
+from contacts import import_views, letter_views, views
 
 app_name = "contacts"
 
@@ -36,4 +36,9 @@ urlpatterns = [
         name="letter_download",
     ),
     path("calendar/feed/<str:token>.ics", views.calendar_feed, name="calendar_feed"),
+    path("imports/", import_views.import_list, name="import_list"),
+    path("imports/new/", import_views.import_upload, name="import_upload"),
+    path("imports/<int:pk>/", import_views.import_detail, name="import_detail"),
+    path("imports/<int:pk>/map/", import_views.import_map, name="import_map"),
+    path("imports/<int:pk>/errors.csv", import_views.import_errors, name="import_errors"),
 ]

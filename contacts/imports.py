@@ -1,0 +1,761 @@
+"""CSV import of accounts and contacts: reading the file, guessing how its columns map onto our
+fields, checking every row with the models' own rules, and writing the lot in bulk.
+
+A job goes uploaded -> queued -> running -> done | failed. Upload, mapping and preview happen in
+the request; the import runs in a Celery task (`contacts.tasks.import_job_run_task`) inside one
+transaction, so it lands whole (or whole minus the rows the user chose to skip) or not at all.
+Everything here runs in the current tenant's schema.
+"""
+
+import copy
+import csv
+import io
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import PurePath
+
+from django.core.cache import cache
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.db import transaction
+from django.db.models import F, Model, QuerySet
+from django.db.models.functions import Upper
+from django.utils import timezone
+
+from contacts.models import Account, Contact, ImportJob, RecordKind
+from crm import access
+from crm.users.models import Role, User
+from tracking.models import AuditEntry, TimelineEntry
+from tracking.services import field_values
+
+MAX_BYTES = 10 * 1024 * 1024
+PREVIEW_ROWS = 10
+CHUNK = 1000
+DELIMITERS = (",", ";", "\t")
+
+
+class ImportFileError(ValueError):
+    """The file as a whole cannot be imported (too big, not UTF-8, no header...)."""
+
+
+class ImportMappingError(ValueError):
+    """The column mapping cannot be used; `problems` says why, one sentence each."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__(" ".join(problems))
+        self.problems = problems
+
+
+# --- what a column can map onto -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Target:
+    """A field a CSV column can be mapped onto, with the header spellings that mean it."""
+
+    name: str
+    label: str
+    aliases: tuple[str, ...] = ()
+
+
+COMMON_TARGETS = (
+    Target("phone", "Phone", ("telephone", "tel", "phonenumber", "mobile")),
+    Target("territory", "Territory", ("region",)),
+    Target("customer_type", "Customer type", ("type",)),
+    Target("owner", "Owner (a user's e-mail)", ("owneremail", "assignedto")),
+    Target("external_id", "External ID", ("externalid", "extid", "crmid")),
+)
+CONTACT_TARGETS = (
+    Target("first_name", "First name", ("first", "givenname", "forename")),
+    Target("last_name", "Last name", ("last", "surname", "familyname")),
+    Target("email", "E-mail", ("mail", "emailaddress", "email1")),
+    Target("title", "Job title", ("title", "position", "jobtitle")),
+    Target(
+        "account",
+        "Account (company name)",
+        ("company", "companyname", "organization", "organisation", "accountname", "employer"),
+    ),
+    Target("source", "Source", ("leadsource",)),
+    Target("lifecycle_stage", "Life-cycle stage", ("stage", "lifecycle")),
+    Target("interests", "Interests (comma-separated)", ("interests", "tags")),
+    Target("do_not_email", "Do not e-mail", ("emailoptout", "optout", "unsubscribed")),
+    Target("do_not_call", "Do not call", ("donotphone",)),
+    Target("do_not_mail", "Do not mail", ("donotpost",)),
+    *COMMON_TARGETS,
+)
+ACCOUNT_TARGETS = (
+    Target(
+        "name",
+        "Name",
+        ("company", "companyname", "accountname", "organization", "organisation"),
+    ),
+    Target("domain", "Domain", ("website", "web", "url")),
+    Target("industry", "Industry", ("sector",)),
+    Target("employees", "Employees", ("size", "companysize", "headcount", "numberofemployees")),
+    Target("street", "Street", ("address", "streetaddress")),
+    Target("postal_code", "Postal code", ("zip", "zipcode", "postcode")),
+    Target("city", "City", ("town",)),
+    Target("country", "Country", ()),
+    Target("tags", "Tags (comma-separated)", ("tags", "labels")),
+    *COMMON_TARGETS,
+)
+TARGETS = {RecordKind.CONTACT: CONTACT_TARGETS, RecordKind.ACCOUNT: ACCOUNT_TARGETS}
+REQUIRED = {RecordKind.CONTACT: "first_name", RecordKind.ACCOUNT: "name"}
+MATCH_ON = {
+    RecordKind.CONTACT: (ImportJob.MatchOn.EMAIL, ImportJob.MatchOn.EXTERNAL_ID),
+    RecordKind.ACCOUNT: (ImportJob.MatchOn.EXTERNAL_ID,),
+}
+MODELS = {RecordKind.CONTACT: Contact, RecordKind.ACCOUNT: Account}
+# Looked up by the importer rather than checked by the model (one query per row otherwise).
+LOOKED_UP = ("account", "owner", "parent")
+LIST_FIELDS = ("interests", "tags")
+BOOLEAN_FIELDS = ("do_not_email", "do_not_call", "do_not_mail")
+TRUE = {"1", "yes", "y", "true", "t", "x", "on"}
+FALSE = {"0", "no", "n", "false", "f", "off"}
+
+
+def _normal(header: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", header.lower())
+
+
+def targets_for(kind: str) -> tuple[Target, ...]:
+    return TARGETS[kind]
+
+
+def mapping_guess(*, kind: str, headers: list[str]) -> dict[str, str]:
+    """Our best guess of the field each column means, from its header ("E-mail",
+    "Email Address" -> email); each field is given to the first column that names it."""
+    spellings = {}
+    for target in targets_for(kind):
+        for spelling in (target.name, target.label, *target.aliases):
+            spellings.setdefault(_normal(spelling), target.name)
+    mapping, taken = {}, set()
+    for header in headers:
+        guess = spellings.get(_normal(header), "")
+        if guess in taken:
+            guess = ""
+        mapping[header] = guess
+        taken.add(guess)
+    return mapping
+
+
+def mapping_problems(*, kind: str, mapping: dict[str, str], match_on: str) -> list[str]:
+    """Why this mapping cannot be imported (empty when it can)."""
+    labels = {t.name: t.label for t in targets_for(kind)}
+    problems = []
+    columns_of: dict[str, list[str]] = {}
+    for header, name in mapping.items():
+        if name:
+            columns_of.setdefault(name, []).append(header)
+    for name, headers in columns_of.items():
+        if name not in labels:
+            problems.append(f"“{name}” is not a field of {kind}s.")
+        elif len(headers) > 1:
+            problems.append(f"Only one column can go to {labels[name]}: {', '.join(headers)}.")
+    required = REQUIRED[kind]
+    if required not in columns_of:
+        problems.append(f"Choose the column that holds the {labels[required].lower()}.")
+    if match_on:
+        if match_on not in MATCH_ON[kind]:
+            problems.append(f"{kind.title()}s cannot be matched on {match_on}.")
+        elif match_on not in columns_of:
+            problems.append(f"To match on {labels[match_on]}, choose the column that holds it.")
+    return problems
+
+
+# --- reading the file ---------------------------------------------------------------------------
+
+
+def _decode(raw: bytes) -> str:
+    if b"\x00" in raw:
+        raise ImportFileError(
+            "This is not a plain-text CSV file (it contains NUL bytes: is it a spreadsheet, or "
+            "saved as UTF-16?). Save it as “CSV UTF-8” and upload it again."
+        )
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        # Windows-1252 and Latin-1 decode any bytes at all, so a wrong guess would import
+        # garbled names without a word; we ask for UTF-8 instead.
+        raise ImportFileError(
+            f"The file is not UTF-8 (the first character that is not is on line {line}). "
+            "Save it as “CSV UTF-8” and upload it again."
+        ) from None
+
+
+def _delimiter(text: str) -> str:
+    """The separator the header line uses most: comma, semicolon or tab (quoted text aside)."""
+    first_line = re.sub(r'"[^"]*"', "", text.split("\n", 1)[0])
+    counts = {d: first_line.count(d) for d in DELIMITERS}
+    best = max(DELIMITERS, key=lambda d: counts[d])
+    return best if counts[best] else ","
+
+
+def _records(text: str) -> Iterator[tuple[int, list[str]]]:
+    """The file's records as (row number, cells), the header being row 1; blank rows skipped."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(text))
+    number = 0
+    try:
+        for number, cells in enumerate(reader, start=1):
+            if any(cell.strip() for cell in cells):
+                yield number, cells
+    except csv.Error as error:
+        raise ImportFileError(f"Row {number + 1} cannot be read: {error}.") from None
+
+
+def _headers(text: str) -> list[str]:
+    first = next(_records(text), None)
+    if first is None:
+        raise ImportFileError("The file is empty.")
+    headers = [cell.strip() or f"Column {i}" for i, cell in enumerate(first[1], start=1)]
+    repeated = sorted({h for h in headers if headers.count(h) > 1})
+    if repeated:
+        raise ImportFileError(
+            f"The header row names {', '.join(repeated)} more than once; "
+            "give each column its own name."
+        )
+    return headers
+
+
+def job_headers(job: ImportJob) -> list[str]:
+    return _headers(job.content)
+
+
+# --- services -----------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def import_job_create(*, actor, kind: str, file) -> ImportJob:
+    """Keep an uploaded CSV file (decoded, in the tenant's schema) with a guessed mapping.
+    Raises ImportFileError when the file cannot be read at all."""
+    if file.size > MAX_BYTES:
+        raise ImportFileError(
+            f"The file is {file.size / 1024 / 1024:.1f} MB; the limit is "
+            f"{MAX_BYTES // 1024 // 1024} MB. Split it into smaller files."
+        )
+    text = _decode(file.read())
+    headers = _headers(text)
+    total = sum(1 for _ in _records(text)) - 1
+    if total < 1:
+        raise ImportFileError("The file has a header row but no rows to import.")
+    return ImportJob.objects.create(
+        kind=kind,
+        file_name=PurePath(file.name or "import.csv").name[:255],
+        content=text,
+        mapping=mapping_guess(kind=kind, headers=headers),
+        total_rows=total,
+        created_by=actor,
+    )
+
+
+def import_job_map(
+    *, actor, job: ImportJob, mapping: dict[str, str], match_on: str, skip_invalid: bool
+) -> ImportJob:
+    """Set how the job's columns map onto fields and how rows find existing records. Raises
+    ImportMappingError when the mapping cannot be imported."""
+    headers = job_headers(job)
+    mapping = {header: mapping.get(header, "") for header in headers}
+    problems = mapping_problems(kind=job.kind, mapping=mapping, match_on=match_on)
+    if problems:
+        raise ImportMappingError(problems)
+    job.mapping, job.match_on, job.skip_invalid = mapping, match_on, skip_invalid
+    job.save(update_fields=["mapping", "match_on", "skip_invalid"])
+    return job
+
+
+@transaction.atomic
+def import_job_start(*, actor, job: ImportJob) -> bool:
+    """Queue the import (once: a second start does nothing and returns False). The Celery task
+    is sent after the commit."""
+    from contacts.tasks import import_job_run_task
+
+    problems = mapping_problems(kind=job.kind, mapping=job.mapping, match_on=job.match_on)
+    if problems:
+        raise ImportMappingError(problems)
+    queued = ImportJob.objects.filter(pk=job.pk, status=ImportJob.Status.UPLOADED).update(
+        status=ImportJob.Status.QUEUED
+    )
+    if queued:
+        job.status = ImportJob.Status.QUEUED
+        transaction.on_commit(lambda: import_job_run_task.delay(job.pk))
+    return bool(queued)
+
+
+def import_job_claim(*, job_id: int) -> bool:
+    """Move a queued job to running; False if another run already took it (or it is gone)."""
+    return bool(
+        ImportJob.objects.filter(pk=job_id, status=ImportJob.Status.QUEUED).update(
+            status=ImportJob.Status.RUNNING
+        )
+    )
+
+
+def import_job_run(*, job_id: int) -> ImportJob:
+    """Import a claimed job's rows, all in one transaction: nothing is written unless every row
+    is valid, or the user chose to skip the invalid ones. On a crash the job is marked failed
+    (in its own write, after the rollback) and the error re-raised."""
+    job = ImportJob.objects.select_related("created_by").get(pk=job_id)
+    try:
+        with transaction.atomic():
+            return _run(job)
+    except Exception:
+        ImportJob.objects.filter(pk=job.pk).update(
+            status=ImportJob.Status.FAILED,
+            finished_at=timezone.now(),
+            created_count=0,
+            updated_count=0,
+            errors=[
+                {
+                    "row": None,
+                    "field": "",
+                    "message": "The import stopped on an unexpected error; nothing was imported.",
+                }
+            ],
+        )
+        raise
+
+
+# Progress goes to the cache (Redis), not to the job row: the import writes the row in the same
+# transaction as the records, so other connections would only see it when all is over. Cache keys
+# carry the tenant's schema (crm.tenants.cache), so the figure stays within the tenant.
+def _progress_key(job_id: int) -> str:
+    return f"import-progress:{job_id}"
+
+
+def _progress_set(job: ImportJob, rows: int) -> None:
+    cache.set(_progress_key(job.pk), rows, timeout=24 * 3600)
+
+
+def import_job_progress(job: ImportJob) -> int:
+    """Rows processed so far: live from the cache while the job runs, from the job after."""
+    if job.status == ImportJob.Status.RUNNING:
+        return min(int(cache.get(_progress_key(job.pk)) or 0), job.total_rows)
+    return job.processed_rows
+
+
+def _run(job: ImportJob) -> ImportJob:
+    job.finished_at = timezone.now()
+    if job.created_by is None or not job.created_by.is_active:
+        job.status = ImportJob.Status.FAILED
+        job.errors = [
+            {
+                "row": None,
+                "field": "",
+                "message": "The user who uploaded the file is no longer active.",
+            }
+        ]
+        job.save(update_fields=["status", "errors", "finished_at"])
+        return job
+    importer = _Importer(job=job, user=job.created_by, lock=True)
+    processed = 0
+    for chunk in _chunks(_records(job.content)):
+        importer.check(chunk)
+        processed += len(chunk)
+        _progress_set(job, processed)
+    job.processed_rows = processed
+    job.errors = importer.errors
+    if importer.errors and not job.skip_invalid:
+        job.status = ImportJob.Status.FAILED
+        job.created_count = job.updated_count = 0
+    else:
+        job.created_count, job.updated_count = importer.write(file_name=job.file_name)
+        job.status = ImportJob.Status.DONE
+    job.save(
+        update_fields=[
+            "processed_rows",
+            "errors",
+            "finished_at",
+            "status",
+            "created_count",
+            "updated_count",
+        ]
+    )
+    return job
+
+
+def _chunks(records: Iterator[tuple[int, list[str]]]) -> Iterator[list[tuple[int, list[str]]]]:
+    records = iter(records)
+    next(records, None)  # the header
+    chunk = []
+    for record in records:
+        chunk.append(record)
+        if len(chunk) == CHUNK:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+# --- preview ------------------------------------------------------------------------------------
+
+
+@dataclass
+class PreviewRow:
+    number: int
+    action: str  # "create", "update" or "error"
+    cells: list[tuple[str, str, bool]]  # (header, value, has an error)
+    errors: list[dict]
+
+
+def import_preview(*, job: ImportJob, user, limit: int = PREVIEW_ROWS) -> list[PreviewRow]:
+    """The first rows as they would be imported with the job's mapping, and what is wrong with
+    each. Writes nothing."""
+    importer = _Importer(job=job, user=user, lock=False)
+    records = list(_first_rows(job, limit))
+    actions = importer.check(records)
+    mapped = [h for h in importer.headers if job.mapping.get(h)]
+    index = {h: i for i, h in enumerate(importer.headers)}
+    rows = []
+    for number, cells in records:
+        errors = [e for e in importer.errors if e["row"] == number]
+        bad = {e["field"] for e in errors}
+        rows.append(
+            PreviewRow(
+                number=number,
+                action=actions[number],
+                cells=[
+                    (h, cells[index[h]].strip() if index[h] < len(cells) else "", h in bad)
+                    for h in mapped
+                ],
+                errors=errors,
+            )
+        )
+    return rows
+
+
+def _first_rows(job: ImportJob, limit: int) -> Iterator[tuple[int, list[str]]]:
+    records = _records(job.content)
+    next(records, None)
+    for _, record in zip(range(limit), records, strict=False):
+        yield record
+
+
+# --- reading jobs -------------------------------------------------------------------------------
+
+
+def import_jobs_for(user) -> QuerySet[ImportJob]:
+    """The jobs a user may open: their own; admins see everyone's."""
+    jobs = ImportJob.objects.select_related("created_by")
+    return jobs if user.role == Role.ADMIN else jobs.filter(created_by=user)
+
+
+def import_errors_csv(job: ImportJob) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["row", "column", "message"])
+    for error in job.errors:
+        writer.writerow([error["row"] or "", _inert(error["field"]), _inert(error["message"])])
+    return out.getvalue()
+
+
+def _inert(text: str) -> str:
+    # A spreadsheet would run a cell starting with one of these as a formula.
+    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
+
+
+# --- checking and writing rows ------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class _Slot:
+    """A record rows of this file write to: one about to be created, or an existing one."""
+
+    instance: Model
+    first_row: int
+    existing: bool
+    before: dict = field(default_factory=dict)
+    # Set once a valid row wrote to it; later rows then change only the fields they give.
+    taken: bool = False
+
+
+class _Importer:
+    """Checks rows chunk by chunk (one query per chunk for each lookup) and collects what to
+    create and update; `write` then saves it all in bulk."""
+
+    def __init__(self, *, job: ImportJob, user, lock: bool):
+        self.job, self.user, self.lock = job, user, lock
+        self.kind = job.kind
+        self.model = MODELS[self.kind]
+        self.headers = job_headers(job)
+        self.columns = [
+            (i, h, job.mapping[h]) for i, h in enumerate(self.headers) if job.mapping.get(h)
+        ]
+        self.column_of = {name: header for _, header, name in self.columns}
+        self.match_on = job.match_on
+        self.errors: list[dict] = []
+        self.slots: list[_Slot] = []
+        self.by_key: dict[str, _Slot] = {}  # match key -> slot, for duplicates within the file
+        self.external_ids: dict[str, _Slot] = {}  # external ID -> the slot that has it
+        self.users = {u.email.lower(): u for u in User.objects.filter(is_active=True)}
+        self.accounts: dict[str, Account | None] = {}  # upper name -> visible account
+        self.new_accounts: dict[str, Account] = {}
+        self.matches: dict[str, tuple[str, Model | None]] = {}
+        self.taken_external_ids: dict[str, int] = {}
+
+    # Lookups, one query each per chunk.
+
+    def _preload(self, rows: list[dict[str, str]]) -> None:
+        if self.kind == RecordKind.CONTACT and "account" in self.column_of:
+            names = {r["account"].upper() for r in rows if r.get("account")} - self.accounts.keys()
+            self.accounts.update(dict.fromkeys(names))
+            found = (
+                access.accounts_for(self.user)
+                .annotate(key=Upper("name"))
+                .filter(key__in=names)
+                .order_by("-id")
+            )
+            self.accounts.update({a.key: a for a in found})  # the oldest wins
+        if self.match_on:
+            keys = {self._key(r) for r in rows} - self.matches.keys() - {""}
+            self._find_matches(keys)
+        if "external_id" in self.column_of:
+            ids = {r["external_id"] for r in rows if r.get("external_id")}
+            ids -= self.taken_external_ids.keys()
+            self.taken_external_ids.update(
+                self.model.objects.filter(external_id__in=ids).values_list("external_id", "pk")
+            )
+
+    def _key(self, row: dict[str, str]) -> str:
+        value = row.get(self.match_on, "")
+        return value.upper() if self.match_on == ImportJob.MatchOn.EMAIL else value
+
+    def _find_matches(self, keys: set[str]) -> None:
+        if not keys:
+            return
+        if self.match_on == ImportJob.MatchOn.EMAIL:
+            found = self.model.objects.annotate(key=Upper("email")).filter(key__in=keys)
+        else:
+            found = self.model.objects.annotate(key=F("external_id")).filter(external_id__in=keys)
+        if self.lock:
+            found = found.select_for_update()
+        found = list(found.order_by("id"))
+        reachable = access.contacts_for if self.kind == RecordKind.CONTACT else access.accounts_for
+        visible = set(
+            reachable(self.user).filter(pk__in=[r.pk for r in found]).values_list("pk", flat=True)
+        )
+        self.matches.update(dict.fromkeys(keys, ("none", None)))
+        for record in found:
+            state, _ = self.matches[record.key]
+            if record.pk not in visible:
+                if state == "none":
+                    self.matches[record.key] = ("hidden", None)
+            elif state in ("none", "hidden"):
+                self.matches[record.key] = ("found", record)
+            else:
+                self.matches[record.key] = ("ambiguous", None)
+
+    # Checking.
+
+    def check(self, records: list[tuple[int, list[str]]]) -> dict[int, str]:
+        """Check a chunk of rows, keeping the good ones; returns each row's action."""
+        width = len(self.headers)
+        parsed = []
+        actions = {}
+        for number, cells in records:
+            if len(cells) < width or any(c.strip() for c in cells[width:]):
+                self._error(
+                    number,
+                    "",
+                    f"This row has {len(cells)} cells where the header has {width}; "
+                    "check for a missing or extra separator or an unclosed quote.",
+                )
+                actions[number] = "error"
+            else:
+                parsed.append((number, {name: cells[i].strip() for i, _, name in self.columns}))
+        self._preload([row for _, row in parsed])
+        for number, row in parsed:
+            actions[number] = self._check_row(number, row)
+        return actions
+
+    def _error(self, number: int, name: str, message: str) -> None:
+        column = "" if name == NON_FIELD_ERRORS else self.column_of.get(name, name)
+        self.errors.append({"row": number, "field": column, "message": message})
+
+    def _check_row(self, number: int, row: dict[str, str]) -> str:
+        problems: list[tuple[str, str]] = []
+        values = self._convert(row, problems)
+        slot = None
+        if not problems:
+            slot = self._slot_for(number, row, problems)
+        candidate = None
+        if slot is not None:
+            partial = slot.existing or slot.taken
+            if partial and self.match_on:
+                # The record was found by this value (in any case); keep it as it is spelled.
+                values.pop(self.match_on, None)
+            candidate = copy.copy(slot.instance)
+            for name, value in values.items():
+                setattr(candidate, name, value)
+            # A record already written to (in the database, or by an earlier row) is checked only
+            # on the fields this row gives.
+            exclude = [
+                f.name
+                for f in self.model._meta.concrete_fields
+                if f.name in LOOKED_UP or (partial and f.name not in values)
+            ]
+            try:
+                candidate.full_clean(
+                    exclude=exclude, validate_unique=False, validate_constraints=False
+                )
+            except ValidationError as invalid:
+                for name, messages in invalid.message_dict.items():
+                    problems.extend((name, message) for message in messages)
+            external_id = values.get("external_id")
+            if external_id and not problems:
+                problems.extend(self._external_id_problems(number, slot, external_id))
+        if problems:
+            for name, message in problems:
+                self._error(number, name, message)
+            return "error"
+        slot.instance = candidate
+        if not slot.taken:
+            slot.taken = True
+            self.slots.append(slot)
+        if self.match_on and (key := self._key(row)):
+            self.by_key[key] = slot
+        if values.get("external_id"):
+            self.external_ids[values["external_id"]] = slot
+        account = values.get("account")
+        if account is not None and account.pk is None:
+            self.new_accounts.setdefault(account.name.upper(), account)
+        return "update" if slot.existing else "create"
+
+    def _convert(self, row: dict[str, str], problems: list) -> dict[str, object]:
+        """The row's non-empty mapped values as our fields' values."""
+        values: dict[str, object] = {}
+        for name, text in row.items():
+            if not text:
+                continue
+            if name == "owner":
+                owner = self.users.get(text.lower())
+                if owner is None:
+                    problems.append((name, f"No active user has the e-mail address “{text}”."))
+                values[name] = owner
+            elif name == "account":
+                values[name] = self._account(text, problems)
+            elif name in LIST_FIELDS:
+                values[name] = list(dict.fromkeys(p.strip() for p in text.split(",") if p.strip()))
+            elif name in BOOLEAN_FIELDS:
+                if text.lower() not in TRUE | FALSE:
+                    problems.append((name, f"“{text}” is not yes or no."))
+                values[name] = text.lower() in TRUE
+            elif name == "employees":
+                try:
+                    values[name] = int(text.replace(" ", "").replace(",", ""))
+                except ValueError:
+                    problems.append((name, f"“{text}” is not a whole number."))
+            elif name in ("customer_type", "lifecycle_stage"):
+                choices = self.model._meta.get_field(name).choices
+                values[name] = next(
+                    (v for v, label in choices if text.lower() in (v, label.lower())), text
+                )
+            else:
+                values[name] = text
+        return values
+
+    def _account(self, name: str, problems: list) -> Account | None:
+        key = name.upper()
+        if found := self.accounts.get(key):
+            return found
+        if key in self.new_accounts:
+            return self.new_accounts[key]
+        account = Account(name=name, owner=self.user)
+        try:
+            account.clean_fields(exclude=[f.name for f in Account._meta.fields if f.name != "name"])
+        except ValidationError as invalid:
+            problems.extend(("account", m) for m in invalid.message_dict["name"])
+        return account
+
+    def _slot_for(self, number: int, row: dict[str, str], problems: list) -> _Slot | None:
+        key = self._key(row) if self.match_on else ""
+        if not key:
+            return _Slot(instance=self.model(owner=self.user), first_row=number, existing=False)
+        if key in self.by_key:
+            return self.by_key[key]
+        state, record = self.matches[key]
+        if state == "hidden":
+            problems.append(
+                (self.match_on, "A record with this value exists but you cannot edit it.")
+            )
+            return None
+        if state == "ambiguous":
+            problems.append(
+                (self.match_on, "Several records you can see have this value; merge them first.")
+            )
+            return None
+        if state == "found":
+            return _Slot(
+                instance=record, first_row=number, existing=True, before=field_values(record)
+            )
+        return _Slot(instance=self.model(owner=self.user), first_row=number, existing=False)
+
+    def _external_id_problems(self, number: int, slot: _Slot, external_id: str) -> list:
+        claimed = self.external_ids.get(external_id)
+        if claimed is not None and claimed is not slot:
+            return [
+                ("external_id", f"Row {claimed.first_row} of this file has the same external ID.")
+            ]
+        owner_pk = self.taken_external_ids.get(external_id)
+        if owner_pk is not None and not (slot.existing and slot.instance.pk == owner_pk):
+            return [("external_id", "Another record already has this external ID.")]
+        return []
+
+    # Writing.
+
+    def write(self, *, file_name: str) -> tuple[int, int]:
+        """Save what the checked rows create and change, with audit entries and timeline
+        entries, in bulk. Returns (created, updated)."""
+        now = timezone.now()
+        actor = self.user
+        new_accounts = list(self.new_accounts.values())
+        Account.objects.bulk_create(new_accounts, batch_size=CHUNK)
+        created = [s.instance for s in self.slots if not s.existing]
+        self.model.objects.bulk_create(created, batch_size=CHUNK)
+        changed = []
+        for slot in self.slots:
+            if slot.existing:
+                after = field_values(slot.instance)
+                changes = {
+                    n: [slot.before[n], v] for n, v in after.items() if slot.before.get(n) != v
+                }
+                if changes:
+                    slot.instance.updated_at = now
+                    changed.append((slot.instance, changes))
+        if changed:
+            fields = sorted({n for _, changes in changed for n in changes} | {"updated_at"})
+            self.model.objects.bulk_update([r for r, _ in changed], fields, batch_size=CHUNK)
+
+        audit = [
+            AuditEntry(
+                model=r._meta.label_lower,
+                object_id=r.pk,
+                action="created",
+                changes={
+                    n: [None, v] for n, v in field_values(r).items() if v not in ("", None, [])
+                },
+                actor=actor,
+            )
+            for r in (*new_accounts, *created)
+        ] + [
+            AuditEntry(
+                model=r._meta.label_lower, object_id=r.pk, action="updated", changes=c, actor=actor
+            )
+            for r, c in changed
+        ]
+        AuditEntry.objects.bulk_create(audit, batch_size=CHUNK)
+        TimelineEntry.objects.bulk_create(
+            [
+                TimelineEntry(
+                    kind=TimelineEntry.Kind.RECORD,
+                    summary=f"{actor} imported {r} from {file_name}"[:300],
+                    contact=r if isinstance(r, Contact) else None,
+                    account=r.account if isinstance(r, Contact) else r,
+                    actor=actor,
+                    occurred_at=now,
+                )
+                for r in (*new_accounts, *created)
+            ],
+            batch_size=CHUNK,
+        )
+        return len(created), len(changed)
