@@ -34,6 +34,8 @@ RULES: dict[str, frozenset[str]] = {
     ),
     "opportunities.view": frozenset({Role.ADMIN, Role.MANAGER, Role.SALES, Role.PARTNER}),
     "campaigns.view": frozenset({Role.ADMIN, Role.MANAGER, Role.MARKETING}),
+    # Merging duplicate contacts or accounts (and undoing a merge), within the user's reach.
+    "records.merge": frozenset({Role.ADMIN, Role.MANAGER, Role.SALES}),
     # CSV import of accounts and contacts (partners work through the API instead).
     "imports.run": frozenset({Role.ADMIN, Role.MANAGER, Role.SALES, Role.MARKETING}),
     # Letter templates for mail merge (writing a letter needs only to see the contact).
