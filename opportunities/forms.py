@@ -89,6 +89,8 @@ class LineItemForm(forms.Form):
 
 
 class ProductForm(forms.ModelForm):
+    unit_price = forms.DecimalField(max_digits=14, decimal_places=2, min_value=0)
+
     class Meta:
         model = Product
         fields = ["name", "sku", "product_type", "unit_price", "currency", "is_active"]
