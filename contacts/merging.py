@@ -34,6 +34,7 @@ PART_LIKENESS = 0.3
 PER_ROW = 5
 BLOCK = 200
 TIME_BUDGET = 0.8
+JOURNAL_PAGE = 50
 
 MODELS = {RecordKind.CONTACT: Contact, RecordKind.ACCOUNT: Account}
 KEEP_SIDES = ("kept", "merged")
@@ -598,7 +599,9 @@ def merge_journal_for(user) -> QuerySet[MergeJournal]:
     )
 
 
-def merge_journal(user, *, before: int | None = None, limit: int = 50) -> list[MergeJournal]:
+def merge_journal(
+    user, *, before: int | None = None, limit: int = JOURNAL_PAGE
+) -> list[MergeJournal]:
     """The newest merges the user may see, `limit` at a time, older than journal id `before`."""
     entries = merge_journal_for(user).select_related("actor", "undone_by")
     if before:

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from contacts import import_views, letter_views, views
+from contacts import import_views, letter_views, merge_views, views
 
 app_name = "contacts"
 
@@ -41,4 +41,12 @@ urlpatterns = [
     path("imports/<int:pk>/", import_views.import_detail, name="import_detail"),
     path("imports/<int:pk>/map/", import_views.import_map, name="import_map"),
     path("imports/<int:pk>/errors.csv", import_views.import_errors, name="import_errors"),
+    path("duplicates/<str:kind>/", merge_views.duplicates, name="duplicates"),
+    path(
+        "duplicates/<str:kind>/<int:kept>/<int:merged>/",
+        merge_views.merge_review,
+        name="merge_review",
+    ),
+    path("merges/", merge_views.journal, name="merge_journal"),
+    path("merges/<int:pk>/undo/", merge_views.undo, name="merge_undo"),
 ]

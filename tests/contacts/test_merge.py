@@ -4,6 +4,7 @@ from decimal import Decimal
 import pytest
 from django.core.exceptions import PermissionDenied
 from django.utils import timezone
+from django_tenants.utils import schema_context
 
 from contacts import merging, services
 from contacts.models import (
@@ -354,3 +355,108 @@ def test_account_merge_moves_contacts_deals_subsidiaries_and_partners_and_undoes
     assert set(initech.shared_with.all()) == {reseller}
     assert Account.objects.get(pk=subsidiary.pk).parent_id == copy.pk
     assert list(Contact.objects.filter(account=copy)) == [milton]
+
+
+# --- pages ---------------------------------------------------------------------------------------
+
+
+def _logged_in(client, user, host=ALPHA):
+    client.post("/login/", {"username": user.email, "password": PASSWORD}, **host)
+    return client
+
+
+def test_duplicates_page_lists_pairs_with_why_and_shows_names_as_text(
+    client, sales, initech, django_assert_max_num_queries
+):
+    a = _contact(sales, "<script>alert(1)</script>", "Gibbons", "peter@initech.test", initech)
+    b = _contact(sales, "Peter", "Gibbons", "PETER@initech.test")
+    _logged_in(client, sales)
+
+    with django_assert_max_num_queries(12):
+        page = client.get("/duplicates/contacts/", **ALPHA)
+
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert "same e-mail" in html and f"/duplicates/contacts/{a.pk}/{b.pk}/" in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "<script>alert(1)" not in html
+    assert client.get("/duplicates/contacts/?after=abc", **ALPHA).status_code == 200
+    assert client.get("/duplicates/accounts/", **ALPHA).status_code == 200
+    assert client.get("/duplicates/people/", **ALPHA).status_code == 404
+
+
+def test_review_then_merge_then_undo_from_the_journal(client, sales, twins):
+    kept, merged = twins
+    _logged_in(client, sales)
+    url = f"/duplicates/contacts/{kept.pk}/{merged.pk}/"
+
+    review = client.get(url, **ALPHA)
+    assert review.status_code == 200
+    html = review.content.decode()
+    assert 'name="title" value="merged"' in html and "Senior engineer" in html
+    assert "1 activities (contact)" in html
+
+    done = client.post(url, {"title": "merged", "last_name": "kept", "email": "kept"}, **ALPHA)
+    assert done.status_code == 302 and done["Location"] == f"/contacts/{kept.pk}/"
+    kept.refresh_from_db()
+    assert kept.title == "Senior engineer" and not Contact.objects.filter(pk=merged.pk).exists()
+    detail = client.get(done["Location"], **ALPHA).content.decode()
+    assert "Peter Gibons was merged into this record" in detail and "Call merged" in detail
+
+    journal = MergeJournal.objects.get()
+    listing = client.get("/merges/", **ALPHA).content.decode()
+    assert "Peter Gibons merged into Peter Gibbons" in listing
+    assert f"/merges/{journal.pk}/undo/" in listing
+    undone = client.post(f"/merges/{journal.pk}/undo/", **ALPHA, follow=True)
+    assert "Both records are back" in undone.content.decode()
+    assert Contact.objects.get(pk=merged.pk).title == "Senior engineer"
+    again = client.post(f"/merges/{journal.pk}/undo/", **ALPHA, follow=True)
+    assert again.status_code == 200 and "already undone" in again.content.decode()
+
+
+def test_bad_merge_requests_explain_and_change_nothing(client, sales, stranger, twins):
+    kept, merged = twins
+    theirs = _contact(stranger, "Peter", "Gibbons", "peter@initech.test")
+    _logged_in(client, sales)
+
+    itself = client.post(f"/duplicates/contacts/{kept.pk}/{kept.pk}/", **ALPHA, follow=True)
+    assert "cannot be merged with itself" in itself.content.decode()
+    assert client.get(f"/duplicates/contacts/{kept.pk}/{theirs.pk}/", **ALPHA).status_code == 404
+    assert client.post(f"/duplicates/contacts/{kept.pk}/{theirs.pk}/", **ALPHA).status_code == 404
+    assert client.get(f"/duplicates/contacts/{kept.pk}/999999/", **ALPHA).status_code == 404
+    invalid = client.post(f"/duplicates/contacts/{kept.pk}/{merged.pk}/", {"title": "x"}, **ALPHA)
+    assert invalid.status_code == 200 and invalid.context["form"].errors["title"]
+    assert Contact.objects.filter(pk__in=[kept.pk, merged.pk, theirs.pk]).count() == 3
+
+    merging.contact_merge(actor=sales, kept=kept, merged=merged, fields={})
+    stale = client.post(f"/duplicates/contacts/{kept.pk}/{merged.pk}/", **ALPHA, follow=True)
+    assert stale.status_code == 200 and "already merged" in stale.content.decode()
+    assert MergeJournal.objects.count() == 1
+
+
+@pytest.mark.parametrize("role", [Role.MARKETING, Role.PARTNER])
+def test_marketing_and_partners_cannot_merge(client, role, twins):
+    kept, merged = twins
+    user = _user(role, name=f"{role}-user")
+    _logged_in(client, user)
+
+    assert client.get("/duplicates/contacts/", **ALPHA).status_code == 403
+    assert client.get("/merges/", **ALPHA).status_code == 403
+    review = f"/duplicates/contacts/{kept.pk}/{merged.pk}/"
+    assert client.post(review, {"title": "merged"}, **ALPHA).status_code == 403
+    assert Contact.objects.filter(pk__in=[kept.pk, merged.pk]).count() == 2
+
+
+def test_alphas_merges_are_out_of_reach_on_betas_host(client, sales, twins, alpha, beta):
+    kept, merged = twins
+    journal = merging.contact_merge(actor=sales, kept=kept, merged=merged, fields={})
+    client.post("/login/", {"username": "admin@beta.test", "password": PASSWORD}, **BETA)
+
+    listing = client.get("/merges/", **BETA)
+    assert listing.status_code == 200 and "Peter" not in listing.content.decode()
+    assert client.post(f"/merges/{journal.pk}/undo/", **BETA).status_code == 404
+    review = client.get(f"/duplicates/contacts/{kept.pk}/{merged.pk}/", **BETA)
+    assert review.status_code == 404
+    assert "Peter" not in client.get("/duplicates/contacts/", **BETA).content.decode()
+    with schema_context(alpha.schema_name):
+        journal.refresh_from_db()
+        assert journal.undone_at is None
