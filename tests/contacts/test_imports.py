@@ -4,6 +4,7 @@ the pages, and the real Celery worker."""
 import time
 
 import pytest
+from django.core.cache import cache
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django_tenants.utils import schema_context
@@ -377,6 +378,21 @@ def test_an_import_of_a_few_hundred_rows_takes_a_bounded_number_of_queries(
     assert (job.created_count, job.updated_count) == (299, 1)
     assert Contact.objects.count() == 300 and Account.objects.count() == 20
     assert TimelineEntry.objects.filter(summary__contains="imported").count() == 319
+
+
+@pytest.mark.django_db
+def test_progress_is_kept_in_the_tenants_cache_where_other_connections_see_it(admin, beta):
+    job = upload(admin, "First name\nAnn\nBob\nCid\n")
+    cache.delete(f"import-progress:{job.pk}")  # left by an earlier session with the same id
+    job = run(admin, job)
+    # Back to "running", as another connection sees the job while the import's transaction is
+    # still open: the figure then comes from the cache, where the run left it.
+    ImportJob.objects.filter(pk=job.pk).update(status=ImportJob.Status.RUNNING, processed_rows=0)
+    job.refresh_from_db()
+
+    assert imports.import_job_progress(job) == 3
+    with schema_context(beta.schema_name):
+        assert imports.import_job_progress(job) == 0
 
 
 # --- pages --------------------------------------------------------------------------------------
