@@ -4,7 +4,15 @@ from django import forms
 
 from contacts.models import Account, Activity, Appointment, Contact, Task
 from crm import access
+from crm.pickers import RecordPickerField
 from crm.users.models import User
+
+
+def account_picker(user, **kwargs) -> RecordPickerField:
+    """A field choosing one of the accounts the user may see, by typing its name."""
+    return RecordPickerField(
+        access.accounts_for(user), url_name="contacts:account_options", noun="account", **kwargs
+    )
 
 
 class ContactForm(forms.ModelForm):
@@ -32,7 +40,7 @@ class ContactForm(forms.ModelForm):
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["account"].queryset = access.accounts_for(user).order_by("name")
+        self.fields["account"] = account_picker(user, required=False)
         self.fields["owner"].queryset = User.objects.filter(is_active=True)
 
 
@@ -60,10 +68,10 @@ class AccountForm(forms.ModelForm):
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
-        parents = access.accounts_for(user).order_by("name")
+        self.fields["parent"] = account_picker(user, required=False, label="Parent account")
         if self.instance.pk:
-            parents = parents.exclude(pk=self.instance.pk)
-        self.fields["parent"].queryset = parents
+            parents = self.fields["parent"].queryset.exclude(pk=self.instance.pk)
+            self.fields["parent"].queryset = parents
         self.fields["owner"].queryset = User.objects.filter(is_active=True)
 
 

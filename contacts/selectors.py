@@ -23,6 +23,16 @@ def contact_list(user) -> QuerySet[Contact]:
     )
 
 
+def account_suggestions(user, text: str, *, limit: int = 15) -> list[Account]:
+    """Accounts whose name contains `text`, for a picker (the name's trigram index serves it)."""
+    text = " ".join(text.split())[:100]
+    if not text:
+        return []
+    return list(
+        access.accounts_for(user).filter(name__icontains=text).order_by("name", "id")[:limit]
+    )
+
+
 def shell_counts(user) -> dict[str, int]:
     """Headline figures for the home page, over the records the user may see."""
     opportunities = access.opportunities_for(user)

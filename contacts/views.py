@@ -63,6 +63,18 @@ def contact_list(request):
 
 
 @login_required
+@require("accounts.view")
+def account_options(request):
+    """Suggestions for an account picker (crm.pickers) as the user types."""
+    text = request.GET.get(request.GET.get("field", ""), "")
+    return render(
+        request,
+        "contacts/_account_options.html",
+        {"accounts": selectors.account_suggestions(request.user, text)},
+    )
+
+
+@login_required
 def search(request):
     """The shell's search box: a dropdown of results while typing (htmx), a page on Enter."""
     results = selectors.search(request.user, request.GET.get("q", ""))

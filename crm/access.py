@@ -34,12 +34,12 @@ RULES: dict[str, frozenset[str]] = {
     ),
     "opportunities.view": frozenset({Role.ADMIN, Role.MANAGER, Role.SALES, Role.PARTNER}),
     "campaigns.view": frozenset({Role.ADMIN, Role.MANAGER, Role.MARKETING}),
+    # Letter templates for mail merge (writing a letter needs only to see the contact).
+    "letters.manage": frozenset({Role.ADMIN, Role.MANAGER, Role.SALES, Role.MARKETING}),
     # Merging duplicate contacts or accounts (and undoing a merge), within the user's reach.
     "records.merge": frozenset({Role.ADMIN, Role.MANAGER, Role.SALES}),
     # CSV import of accounts and contacts (partners work through the API instead).
     "imports.run": frozenset({Role.ADMIN, Role.MANAGER, Role.SALES, Role.MARKETING}),
-    # Letter templates for mail merge (writing a letter needs only to see the contact).
-    "letters.manage": frozenset({Role.ADMIN, Role.MANAGER, Role.SALES, Role.MARKETING}),
     # Sales set-up: the tenant's pipelines and stages, and its product catalogue.
     "pipelines.manage": frozenset({Role.ADMIN, Role.MANAGER}),
     "products.manage": frozenset({Role.ADMIN, Role.MANAGER}),

@@ -4,6 +4,7 @@ from decimal import Decimal
 
 from django import forms
 
+from contacts.forms import account_picker
 from crm import access
 from crm.users.models import User
 from opportunities.models import Opportunity, Product, Stage
@@ -35,20 +36,18 @@ class OpportunityForm(forms.ModelForm):
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["account"].queryset = access.accounts_for(user).order_by("name")
+        self.fields["account"] = account_picker(user)
         self.fields["owner"].queryset = User.objects.filter(is_active=True)
         self.fields["stage"].queryset = Stage.objects.select_related("pipeline").order_by(
             "pipeline__name", "position"
         )
         # The primary contact is one of the account's people: offering every contact of a large
         # tenant would make the page huge.
-        account_id = self.data.get("account") or self.initial.get("account")
-        account_id = getattr(account_id, "pk", account_id) or self.instance.account_id
+        account = self.data.get("account") or self.initial.get("account")
+        account_id = self.fields["account"].pk_of(account) or self.instance.account_id
         contacts = access.contacts_for(user).order_by("last_name", "first_name", "id")
         self.fields["primary_contact"].queryset = (
-            contacts.filter(account_id=account_id)
-            if str(account_id or "").isdigit()
-            else contacts.none()
+            contacts.filter(account_id=account_id) if account_id else contacts.none()
         )
         self.fields["primary_contact"].help_text = "One of the account's contacts."
         if self.instance.pk and self.instance.line_items.exists():

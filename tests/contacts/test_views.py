@@ -382,3 +382,50 @@ def test_an_account_with_the_same_domain_warns(sales_client, sales):
     )
 
     assert [a.name for a in warned.context["duplicates"].visible] == ["Initech"]
+
+
+def test_the_account_picker_suggests_and_resolves_only_reachable_accounts(
+    sales_client, sales, contact, client, beta
+):
+    from django_tenants.utils import schema_context
+
+    twin = services.account_create(actor=sales, name="Twin Peaks")
+    services.account_create(actor=sales, name="twin peaks")
+    outsider = User.objects.create(email="out@alpha.test", full_name="Out", role=Role.SALES)
+    hidden = services.account_create(actor=outsider, name="Initech Hidden", owner=outsider)
+
+    options = sales_client.get("/accounts/options/?field=account&account=init", **ALPHA)
+    assert [a.name for a in options.context["accounts"]] == ["Initech"]
+    assert f'value="Initech #{contact.account_id}"'.encode() in options.content
+
+    def post(account: str):
+        return sales_client.post(
+            f"/contacts/{contact.pk}/edit/",
+            {
+                "first_name": "Peter",
+                "account": account,
+                "customer_type": "prospect",
+                "lifecycle_stage": "awareness",
+                "owner": sales.pk,
+            },
+            **ALPHA,
+        )
+
+    assert post(f"Twin Peaks #{twin.pk}").status_code == 302
+    contact.refresh_from_db()
+    assert contact.account == twin
+    ambiguous = post("TWIN PEAKS")
+    assert "Several accounts" in ambiguous.context["form"].errors["account"][0]
+    for unreachable in (str(hidden.pk), f"Initech Hidden #{hidden.pk}", "Initech Hidden", "Nope"):
+        assert "account" in post(unreachable).context["form"].errors
+    contact.refresh_from_db()
+    assert contact.account == twin
+
+    # The picker's suggestions on beta's host name nothing of alpha's.
+    with schema_context(beta.schema_name):
+        beta_admin = User.objects.get(email="admin@beta.test")
+    client.post(
+        "/login/", {"username": beta_admin.email, "password": PASSWORD}, HTTP_HOST="beta.localhost"
+    )
+    on_beta = client.get("/accounts/options/?field=account&account=in", HTTP_HOST="beta.localhost")
+    assert on_beta.status_code == 200 and not on_beta.context["accounts"]
