@@ -45,6 +45,16 @@ def test_a_manager_sets_up_the_pipeline_and_a_deal_is_won_with_products(
     page.get_by_role("button", name="Save pipeline").click()
     expect(page.locator(".stages")).to_contain_text("Discovery")
 
+    # A new contact at Initech, the account picked from the suggestions while typing.
+    page.goto(live_app.url_for(tenant.slug, "/contacts/new/"))
+    page.fill("#id_first_name", "Michael")
+    page.locator("#id_account").press_sequentially("init")
+    suggestion = page.locator("#id_account-options option")
+    expect(suggestion).to_have_count(1)
+    page.fill("#id_account", suggestion.get_attribute("value"))
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator(".sub")).to_contain_text("Initech")
+
     # A deal from the account page, with the product on it, then won.
     page.goto(live_app.url_for(tenant.slug, f"/accounts/{account.pk}/"))
     page.get_by_role("link", name="New opportunity").click()
