@@ -50,6 +50,21 @@ def can(user, action: str) -> bool:
     return bool(user.is_authenticated and user.is_active and user.role in RULES[action])
 
 
+class Allowed:
+    """`can()` for templates: `{% if may.records.merge %}` asks about "records.merge"."""
+
+    def __init__(self, user, prefix: str = ""):
+        self.user, self.prefix = user, prefix
+
+    def __getitem__(self, part: str):
+        action = f"{self.prefix}.{part}" if self.prefix else part
+        if action in RULES:
+            return can(self.user, action)
+        if any(rule.startswith(action + ".") for rule in RULES):
+            return Allowed(self.user, action)
+        raise KeyError(action)
+
+
 def require(action: str):
     """View decorator: 403 unless the logged-in user's role may do `action`."""
 

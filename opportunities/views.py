@@ -6,7 +6,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from contacts import selectors as contact_selectors
-from crm.access import can, require
+from crm.access import require
 from crm.lists import list_page
 from crm.pagination import Ordering
 from opportunities import selectors, services
@@ -162,7 +162,6 @@ def board(request):
         "pipeline": pipeline,
         "pipelines": selectors.pipelines(),
         "columns": selectors.pipeline_board(request.user, pipeline) if pipeline else [],
-        "may_manage": can(request.user, "pipelines.manage"),
     }
     return render(request, "opportunities/board.html", context)
 

@@ -99,3 +99,17 @@ def test_a_partner_without_an_organisation_sees_nothing(world):
 
     assert not access.accounts_for(orphan).exists()
     assert not access.contacts_for(orphan).exists()
+
+
+@pytest.mark.parametrize(
+    ("who", "shown"),
+    [("sales", {"import", "find-duplicates"}), ("marketing", {"import"}), ("partner", set())],
+)
+def test_list_pages_offer_only_the_actions_the_role_may_take(client, world, who, shown):
+    client.post("/login/", {"username": f"{who}@alpha.test", "password": PASSWORD}, **ALPHA)
+
+    page = client.get("/contacts/", **ALPHA).content.decode()
+
+    offered = {action for action in ("import", "find-duplicates") if f'"{action}"' in page}
+    assert offered == shown
+    assert access.Allowed(world[who])["records"]["merge"] == ("find-duplicates" in shown)
