@@ -282,25 +282,33 @@ def import_job_start(*, actor, job: ImportJob) -> bool:
     return bool(queued)
 
 
-def import_job_claim(*, job_id: int) -> bool:
-    """Move a queued job to running; False if another run already took it (or it is gone)."""
-    return bool(
-        ImportJob.objects.filter(pk=job_id, status=ImportJob.Status.QUEUED).update(
-            status=ImportJob.Status.RUNNING
-        )
+def import_job_run(*, job_id: int) -> ImportJob | None:
+    """Import a queued job's rows, all in one transaction: nothing is written unless every row
+    is valid, or the user chose to skip the invalid ones. None if the job is not to be run.
+
+    The job row stays locked (SKIP LOCKED) until that transaction ends, which is the claim: a
+    second delivery of the task while it runs finds the row locked and does nothing, and one
+    after it finds the job done. "Running" is only what the page shows: a worker killed mid-way
+    rolls everything back and releases the lock, and the broker redelivers the task (late
+    acknowledgement), which imports the file from the start; no job is ever stuck half-way or
+    imported twice. On an error the job is marked failed (in its own write, after the
+    rollback) and the error re-raised."""
+    pending = ImportJob.objects.filter(
+        pk=job_id, status__in=(ImportJob.Status.QUEUED, ImportJob.Status.RUNNING)
     )
-
-
-def import_job_run(*, job_id: int) -> ImportJob:
-    """Import a claimed job's rows, all in one transaction: nothing is written unless every row
-    is valid, or the user chose to skip the invalid ones. On a crash the job is marked failed
-    (in its own write, after the rollback) and the error re-raised."""
-    job = ImportJob.objects.select_related("created_by").get(pk=job_id)
+    pending.update(status=ImportJob.Status.RUNNING)
     try:
         with transaction.atomic():
+            job = (
+                pending.select_for_update(skip_locked=True, of=("self",))
+                .select_related("created_by")
+                .first()
+            )
+            if job is None:
+                return None
             return _run(job)
     except Exception:
-        ImportJob.objects.filter(pk=job.pk).update(
+        pending.update(
             status=ImportJob.Status.FAILED,
             finished_at=timezone.now(),
             created_count=0,

@@ -4,7 +4,7 @@ from django.core.mail import EmailMessage, send_mass_mail
 from django.db import connection
 from django.utils import timezone
 
-from contacts.imports import import_job_claim, import_job_run
+from contacts.imports import import_job_run
 from contacts.models import Activity
 from contacts.services import EMAIL_SENT, appointment_reminders_claim, contact_email_claim
 
@@ -59,9 +59,6 @@ def _address() -> str:
 
 @shared_task
 def import_job_run_task(job_id: int) -> bool:
-    """Import an uploaded CSV file. Claims the job first (queued -> running), so a duplicated
-    delivery does nothing; progress goes to the cache as it runs (see contacts.imports)."""
-    if not import_job_claim(job_id=job_id):
-        return False
-    import_job_run(job_id=job_id)
-    return True
+    """Import an uploaded CSV file; a duplicated delivery does nothing (the claim is a row lock,
+    see contacts.imports.import_job_run); progress goes to the cache as it runs."""
+    return import_job_run(job_id=job_id) is not None

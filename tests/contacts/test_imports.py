@@ -42,8 +42,9 @@ def run(actor, job: ImportJob) -> ImportJob:
     """Start the job and run it here (in a test transaction on_commit never fires, so the
     Celery task is not sent; the worker path has its own test below)."""
     assert imports.import_job_start(actor=actor, job=job)
-    assert imports.import_job_claim(job_id=job.pk)
-    return imports.import_job_run(job_id=job.pk)
+    done = imports.import_job_run(job_id=job.pk)
+    assert imports.import_job_run(job_id=job.pk) is None  # run once only
+    return done
 
 
 def rows_of(job: ImportJob) -> dict[int, list[str]]:
@@ -546,3 +547,18 @@ def test_the_worker_imports_a_committed_job_once_and_reports_progress(
     with schema_context(tenant.schema_name):
         assert Contact.objects.count() == 2
     connection.set_schema_to_public()
+
+
+def test_a_job_left_running_by_a_killed_worker_is_imported_by_the_redelivered_task(in_alpha):
+    admin = User.objects.get(email="admin@alpha.test")
+    job = upload(admin, "First name,E-mail\nAnn,ann@x.test\n", match_on="email")
+    imports.import_job_start(actor=admin, job=job)
+    # What a worker killed mid-import leaves: the job shown as running, nothing written (its
+    # transaction rolled back, so no lock is held).
+    ImportJob.objects.filter(pk=job.pk).update(status=ImportJob.Status.RUNNING)
+
+    done = imports.import_job_run(job_id=job.pk)
+
+    assert (done.status, done.created_count) == (ImportJob.Status.DONE, 1)
+    assert imports.import_job_run(job_id=job.pk) is None
+    assert Contact.objects.filter(email="ann@x.test").count() == 1
