@@ -23,7 +23,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from contacts.models import Activity, Contact, LetterTemplate
 from contacts.services import activity_log
 from crm.tenants.models import Tenant
-from tracking.services import audit_record, field_values
+from tracking.services import audit_record, audited_update
 
 # The merge fields a template may use, with what each holds (shown in the editor's help box).
 MERGE_FIELDS: dict[str, dict[str, str]] = {
@@ -273,14 +273,7 @@ def letter_template_create(*, actor, name: str, subject: str, body: str) -> Lett
 @transaction.atomic
 def letter_template_update(*, actor, template: LetterTemplate, **fields) -> LetterTemplate:
     """Change a letter template. Letters already written keep their text."""
-    stored = LetterTemplate.objects.select_for_update().get(pk=template.pk)
-    before = field_values(stored)
-    for name, value in fields.items():
-        setattr(template, name, value)
-    template.full_clean()
-    _check_template(template)
-    template.save()
-    audit_record(instance=template, action="updated", actor=actor, before=before)
+    audited_update(actor=actor, instance=template, fields=fields, validate=_check_template)
     return template
 
 

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from contacts.models import Account, Activity, Appointment, Contact, Task
 from tracking.models import TimelineEntry
-from tracking.services import audit_record, field_values, timeline_add
+from tracking.services import audit_record, audited_update, timeline_add
 
 
 def _create(*, actor, instance, name: str, **timeline_target):
@@ -29,15 +29,7 @@ def _create(*, actor, instance, name: str, **timeline_target):
 
 
 def _update(*, actor, instance, fields: dict, **timeline_target):
-    # Compare with the stored row, locked until commit: the caller's instance may already carry
-    # the new values (a bound ModelForm writes them into its instance while validating).
-    stored = type(instance).objects.select_for_update().get(pk=instance.pk)
-    before = field_values(stored)
-    for name, value in fields.items():
-        setattr(instance, name, value)
-    instance.full_clean()
-    instance.save()
-    entry = audit_record(instance=instance, action="updated", actor=actor, before=before)
+    entry = audited_update(actor=actor, instance=instance, fields=fields)
     if entry is not None:
         changed = ", ".join(name.replace("_", " ") for name in entry.changes)
         timeline_add(

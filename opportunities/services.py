@@ -18,7 +18,7 @@ from opportunities.models import (
     StageChange,
 )
 from tracking.models import AuditEntry, TimelineEntry
-from tracking.services import audit_record, field_values, timeline_add
+from tracking.services import audit_record, audited_update, field_values, timeline_add
 
 
 def _closing_fields(opportunity: Opportunity, stage: Stage, previous: Stage | None, now) -> None:
@@ -60,13 +60,10 @@ def opportunity_update(*, actor, opportunity: Opportunity, **fields) -> Opportun
     """Change an opportunity's fields; a new stage goes through `opportunity_move_stage`, so it
     is in the stage history like a move on the board."""
     stage = fields.pop("stage", None)
-    stored = Opportunity.objects.select_for_update().get(pk=opportunity.pk)
-    before = field_values(stored)
-    for name, value in fields.items():
-        setattr(stored, name, value)
-    stored.full_clean()
-    stored.save()
-    entry = audit_record(instance=stored, action="updated", actor=actor, before=before)
+    # A fresh copy: the caller's may carry the new stage already (a bound form sets it), and the
+    # stage must only change through the move below.
+    stored = Opportunity.objects.get(pk=opportunity.pk)
+    entry = audited_update(actor=actor, instance=stored, fields=fields)
     if entry is not None:
         changed = ", ".join(name.replace("_", " ") for name in entry.changes)
         timeline_add(
@@ -193,14 +190,8 @@ def product_create(*, actor, **fields) -> Product:
 
 @transaction.atomic
 def product_update(*, actor, product: Product, **fields) -> Product:
-    stored = Product.objects.select_for_update().get(pk=product.pk)
-    before = field_values(stored)
-    for name, value in fields.items():
-        setattr(stored, name, value)
-    stored.full_clean()
-    stored.save()
-    audit_record(instance=stored, action="updated", actor=actor, before=before)
-    return stored
+    audited_update(actor=actor, instance=product, fields=fields)
+    return product
 
 
 def _stage_in_use(stage: Stage) -> bool:

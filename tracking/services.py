@@ -73,3 +73,23 @@ def audit_record(
         changes=changes,
         actor=actor,
     )
+
+
+def audited_update(
+    *, actor, instance: models.Model, fields: dict, validate=None
+) -> AuditEntry | None:
+    """Write `fields` onto `instance`, validate and save it, and record in the audit trail what
+    changed; returns that entry (None when nothing did). Run it inside the caller's transaction.
+
+    The "before" comes from the stored row, locked until commit, not from `instance`: that may
+    already carry the new values (a bound ModelForm writes them into its instance while
+    validating). `validate(instance)` runs after `full_clean()`, for rules across models."""
+    stored = type(instance).objects.select_for_update().get(pk=instance.pk)
+    before = field_values(stored)
+    for name, value in fields.items():
+        setattr(instance, name, value)
+    instance.full_clean()
+    if validate is not None:
+        validate(instance)
+    instance.save()
+    return audit_record(instance=instance, action="updated", actor=actor, before=before)
