@@ -60,6 +60,9 @@ SHARED_APPS = [
     "django_htmx",
     "django_filters",
     "js_lib_htmx",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
 ]
 TENANT_APPS = [
     "django.contrib.contenttypes",
@@ -70,6 +73,7 @@ TENANT_APPS = [
     "opportunities",
     "campaigns",
     "tracking",
+    "integrations",
 ]
 INSTALLED_APPS = list(SHARED_APPS) + [a for a in TENANT_APPS if a not in SHARED_APPS]
 

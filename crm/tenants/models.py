@@ -26,6 +26,8 @@ class Tenant(TenantMixin):
     owner_email = models.EmailField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.LIVE)
+    # Requests per minute each API key of the tenant may make (set by the platform operator).
+    api_rate_limit = models.PositiveIntegerField(default=600)
 
     auto_create_schema = False
     auto_drop_schema = True
