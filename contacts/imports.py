@@ -22,10 +22,10 @@ from django.db.models import F, Model, QuerySet
 from django.db.models.functions import Upper
 from django.utils import timezone
 
+from contacts import services
 from contacts.models import Account, Contact, ImportJob, RecordKind
 from crm import access
 from crm.users.models import Role, User
-from tracking.models import AuditEntry, TimelineEntry
 from tracking.services import field_values
 
 MAX_BYTES = 10 * 1024 * 1024
@@ -714,56 +714,12 @@ class _Importer:
     def write(self, *, file_name: str) -> tuple[int, int]:
         """Save what the checked rows create and change, with audit entries and timeline
         entries, in bulk. Returns (created, updated)."""
-        now = timezone.now()
         actor = self.user
-        new_accounts = list(self.new_accounts.values())
-        Account.objects.bulk_create(new_accounts, batch_size=CHUNK)
         created = [s.instance for s in self.slots if not s.existing]
-        self.model.objects.bulk_create(created, batch_size=CHUNK)
-        changed = []
-        for slot in self.slots:
-            if slot.existing:
-                after = field_values(slot.instance)
-                changes = {
-                    n: [slot.before[n], v] for n, v in after.items() if slot.before.get(n) != v
-                }
-                if changes:
-                    slot.instance.updated_at = now
-                    changed.append((slot.instance, changes))
-        if changed:
-            fields = sorted({n for _, changes in changed for n in changes} | {"updated_at"})
-            self.model.objects.bulk_update([r for r, _ in changed], fields, batch_size=CHUNK)
-
-        audit = [
-            AuditEntry(
-                model=r._meta.label_lower,
-                object_id=r.pk,
-                action="created",
-                changes={
-                    n: [None, v] for n, v in field_values(r).items() if v not in ("", None, [])
-                },
-                actor=actor,
-            )
-            for r in (*new_accounts, *created)
-        ] + [
-            AuditEntry(
-                model=r._meta.label_lower, object_id=r.pk, action="updated", changes=c, actor=actor
-            )
-            for r, c in changed
-        ]
-        AuditEntry.objects.bulk_create(audit, batch_size=CHUNK)
-        TimelineEntry.objects.bulk_create(
-            [
-                TimelineEntry(
-                    kind=TimelineEntry.Kind.RECORD,
-                    summary=f"{actor} imported {r} from {file_name}"[:300],
-                    contact=r if isinstance(r, Contact) else None,
-                    account=r.account if isinstance(r, Contact) else r,
-                    actor=actor,
-                    occurred_at=now,
-                )
-                for r in (*new_accounts, *created)
-            ],
-            batch_size=CHUNK,
+        changed = services.records_bulk_save(
+            actor=actor,
+            created=[*self.new_accounts.values(), *created],
+            changed=[(s.instance, s.before) for s in self.slots if s.existing],
+            summary=lambda record: f"{actor} imported {record} from {file_name}",
         )
         return len(created), len(changed)

@@ -1,6 +1,7 @@
 """Writes on accounts, contacts, activities and tasks. Each runs in the current tenant's schema
 and writes the record's timeline entry and audit trail in the same transaction."""
 
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 
 from django.db import transaction
@@ -9,8 +10,15 @@ from django.db.models.functions import Cast
 from django.utils import timezone
 
 from contacts.models import Account, Activity, Appointment, Contact, Task
-from tracking.models import TimelineEntry
-from tracking.services import audit_record, audited_update, timeline_add
+from integrations.webhooks import webhook_emit, webhook_emit_many
+from tracking.models import AuditEntry, TimelineEntry
+from tracking.services import (
+    audit_entry,
+    audit_record,
+    audited_update,
+    field_values,
+    timeline_add,
+)
 
 
 def _create(*, actor, instance, name: str, **timeline_target):
@@ -25,6 +33,7 @@ def _create(*, actor, instance, name: str, **timeline_target):
         summary=f"{actor} added {name} to the CRM",
         **timeline_target,
     )
+    webhook_emit(event=f"{instance._meta.model_name}.created", instance=instance)
     return instance
 
 
@@ -38,7 +47,76 @@ def _update(*, actor, instance, fields: dict, **timeline_target):
             summary=f"{actor} changed {changed}",
             **timeline_target,
         )
+        webhook_emit(event=f"{instance._meta.model_name}.updated", instance=instance)
     return instance
+
+
+BULK_CHUNK = 1000
+
+
+@transaction.atomic
+def records_bulk_save(
+    *, actor, created: list, changed: list[tuple], summary: Callable[[object], str]
+) -> list:
+    """Save many new and changed accounts and contacts at once (a CSV import, the API's bulk
+    upsert): an INSERT and an UPDATE per chunk of rows, the audit trail and the new records'
+    timeline entries written in bulk too, never a query per record.
+
+    `created` holds unsaved records, accounts before the contacts that may point at them;
+    `changed` holds (record with its new values, `field_values()` of it before). Callers have
+    validated every record. Returns the changed records that really changed."""
+    now = timezone.now()
+    for model in (Account, Contact):
+        new = [r for r in created if isinstance(r, model)]
+        for record in new:
+            if record.owner_id is None:
+                record.owner = actor
+        model.objects.bulk_create(new, batch_size=BULK_CHUNK)
+    really_changed = []
+    for record, before in changed:
+        changes = {n: [before[n], v] for n, v in field_values(record).items() if before.get(n) != v}
+        if changes:
+            record.updated_at = now
+            really_changed.append((record, changes))
+    for model in (Account, Contact):
+        rows = [(r, c) for r, c in really_changed if isinstance(r, model)]
+        if rows:
+            fields = sorted({n for _, changes in rows for n in changes} | {"updated_at"})
+            model.objects.bulk_update([r for r, _ in rows], fields, batch_size=BULK_CHUNK)
+    AuditEntry.objects.bulk_create(
+        [audit_entry(instance=r, action="created", actor=actor) for r in created]
+        + [
+            AuditEntry(
+                model=r._meta.label_lower, object_id=r.pk, action="updated", changes=c, actor=actor
+            )
+            for r, c in really_changed
+        ],
+        batch_size=BULK_CHUNK,
+    )
+    TimelineEntry.objects.bulk_create(
+        [
+            TimelineEntry(
+                kind=TimelineEntry.Kind.RECORD,
+                summary=summary(r)[:300],
+                contact=r if isinstance(r, Contact) else None,
+                account_id=r.account_id if isinstance(r, Contact) else r.pk,
+                actor=actor,
+                occurred_at=now,
+            )
+            for r in created
+        ],
+        batch_size=BULK_CHUNK,
+    )
+    for model in (Account, Contact):
+        name = model._meta.model_name
+        webhook_emit_many(
+            event=f"{name}.created", instances=[r for r in created if isinstance(r, model)]
+        )
+        webhook_emit_many(
+            event=f"{name}.updated",
+            instances=[r for r, _ in really_changed if isinstance(r, model)],
+        )
+    return [r for r, _ in really_changed]
 
 
 @transaction.atomic

@@ -53,6 +53,16 @@ def audit_record(
 ) -> AuditEntry | None:
     """Record a create or an update of `instance`. For updates, pass the `field_values()` taken
     before the change; only fields that changed are kept, and nothing is written if none did."""
+    entry = audit_entry(instance=instance, action=action, actor=actor, before=before)
+    if entry is not None:
+        entry.save()
+    return entry
+
+
+def audit_entry(
+    *, instance: models.Model, action: str, actor, before: dict | None = None
+) -> AuditEntry | None:
+    """The unsaved audit entry for `audit_record` (or for many at once, with bulk_create)."""
     after = field_values(instance)
     if before is None:
         changes = {
@@ -66,7 +76,7 @@ def audit_record(
         }
         if not changes:
             return None
-    return AuditEntry.objects.create(
+    return AuditEntry(
         model=instance._meta.label_lower,
         object_id=instance.pk,
         action=action,

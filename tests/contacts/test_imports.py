@@ -373,7 +373,7 @@ def test_an_import_of_a_few_hundred_rows_takes_a_bounded_number_of_queries(
         admin, "First name,Last name,E-mail,Company\n" + "\n".join(lines), match_on="email"
     )
 
-    with django_assert_max_num_queries(25):
+    with django_assert_max_num_queries(30):
         job = run(admin, job)
 
     assert (job.created_count, job.updated_count) == (299, 1)
