@@ -5,7 +5,7 @@ import django_filters
 from django.db.models import Q
 
 from contacts.models import Account, Contact, CustomerType, LifecycleStage
-from contacts.selectors import contacts_matching
+from contacts.selectors import contact_search
 from crm.users.models import User
 
 
@@ -25,12 +25,25 @@ class ContactFilter(django_filters.FilterSet):
         field_name="account__tags", lookup_expr="contains", method="with_tag", label="Account tag"
     )
 
+    # Set by the text search: the capped number of rows it found (see crm.lists).
+    known_total = None
+
     class Meta:
         model = Contact
         fields = ["q", "owner", "territory", "lifecycle_stage", "customer_type", "tag"]
 
+    def filter_queryset(self, queryset):
+        """The other filters first and the text search last, over their rows: the search counts
+        what it finds as it gathers it, and that is the page's total only if nothing narrows it
+        afterwards."""
+        data = self.form.cleaned_data
+        for name in sorted(data, key=lambda name: name == "q"):
+            queryset = self.filters[name].filter(queryset, data[name])
+        return queryset
+
     def search(self, queryset, name, value):
-        return contacts_matching(queryset, value)
+        queryset, self.known_total = contact_search(queryset, value)
+        return queryset
 
     def with_tag(self, queryset, name, value):
         return queryset.filter(account__tags__contains=[value.strip()])

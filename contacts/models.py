@@ -108,6 +108,8 @@ class Contact(models.Model):
             models.Index(fields=["last_name", "first_name", "id"]),
             models.Index(fields=["owner", "last_name", "first_name", "id"]),
             models.Index(fields=["email"]),
+            # Text search gathers the contacts of matching companies from this index alone.
+            models.Index(fields=["account", "id"], name="contact_account_id"),
             # The list's territory and life-cycle filters; with the included columns, their
             # capped count is read from the index alone.
             models.Index(

@@ -1,13 +1,16 @@
+import operator
 from dataclasses import dataclass
 from datetime import date, timedelta
+from functools import reduce
 
 from django.contrib.postgres.search import TrigramSimilarity
-from django.db.models import F, Q, QuerySet, Value
+from django.db.models import BooleanField, F, Q, QuerySet, Value
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Concat, Greatest
 from django.shortcuts import get_object_or_404
 
 from contacts.models import Account, Appointment, Contact, Task
-from crm import access
+from crm import access, pagination
 from tracking.models import AuditEntry, TimelineEntry
 
 
@@ -104,30 +107,56 @@ def account_opportunities(user, account: Account):
     )
 
 
-def contacts_matching(contacts: QuerySet[Contact], text: str) -> QuerySet[Contact]:
-    """Contacts whose name, e-mail, phone or company contains `text` (any case).
+def _account_one_of(ids: list[int]) -> Q:
+    """The contact's account is one of `ids`, sent as one array (Django's `__in` would prepare
+    each of up to COUNT_CAP values in Python, which takes longer than the query) and looked up
+    in a hash of it (`= ANY(array)` would compare each row with every id)."""
+    sql = f'"{Contact._meta.db_table}"."account_id" IN (SELECT unnest(%s::bigint[]))'
+    return Q(RawSQL(sql, [ids], output_field=BooleanField()))
 
-    Written as a union of one id set per column, each found through that column's trigram
-    index, rather than one OR across the account join, which PostgreSQL can only answer by
-    reading every contact."""
-    text = text.strip()[:100]
-    arms = [
-        Contact.objects.filter(**{f"{column}__icontains": text}).values("pk")
-        for column in ("first_name", "last_name", "email", "phone")
-    ]
-    arms.append(
-        Contact.objects.filter(
-            account__in=Account.objects.filter(name__icontains=text).values("pk")
-        ).values("pk")
+
+def _text_conditions(text: str) -> list[Q]:
+    """Each way a contact matches `text`: one of its columns contains it (each column has a
+    trigram index), its company's name does, or "first last" spans its two name columns."""
+    columns = ("first_name", "last_name", "email", "phone")
+    conditions = [Q(**{f"{column}__icontains": text}) for column in columns]
+    cap = pagination.COUNT_CAP
+    accounts = Account.objects.filter(name__icontains=text).values_list("pk", flat=True)
+    account_ids = list(accounts[: cap + 1])
+    # The ids themselves let PostgreSQL look the contacts up by account; with a subquery it
+    # would rather read every contact.
+    conditions.append(
+        _account_one_of(account_ids) if len(account_ids) <= cap else Q(account__in=accounts)
     )
     first, _, last = text.partition(" ")
     if last:
-        arms.append(
-            Contact.objects.filter(
-                first_name__icontains=first, last_name__icontains=last.strip()
-            ).values("pk")
-        )
-    return contacts.filter(pk__in=arms[0].union(*arms[1:]))
+        conditions.append(Q(first_name__icontains=first, last_name__icontains=last.strip()))
+    return conditions
+
+
+def contact_search(contacts: QuerySet[Contact], text: str) -> tuple[QuerySet[Contact], int]:
+    """Contacts of `contacts` whose name, e-mail, phone or company contains `text` (any case),
+    and how many there are, capped as list totals are (COUNT_CAP + 1 stands for "more").
+
+    The matches are gathered first, as a union of one id set per condition, each found through
+    its trigram index and cut at the cap; one OR across the account join could only be answered
+    by reading every contact. Up to the cap, the page sorts those ids. Beyond it, the matches
+    are dense enough that walking the list's name index with the OR finds a page after a few
+    thousand rows, and the gathering has already counted them."""
+    text = text.strip()[:100]
+    cap = pagination.COUNT_CAP
+    conditions = _text_conditions(text)
+    keys = contacts.order_by().values_list("pk", flat=True)
+    arms = [keys.filter(condition)[: cap + 1] for condition in conditions]
+    ids = list(arms[0].union(*arms[1:])[: cap + 1])
+    if len(ids) <= cap:
+        return contacts.filter(pk__in=ids), len(ids)
+    return contacts.filter(reduce(operator.or_, conditions)), cap + 1
+
+
+def contacts_matching(contacts: QuerySet[Contact], text: str) -> QuerySet[Contact]:
+    """Contacts whose name, e-mail, phone or company contains `text` (any case)."""
+    return contact_search(contacts, text)[0]
 
 
 @dataclass

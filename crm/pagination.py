@@ -53,8 +53,18 @@ def _key(row, columns) -> list:
     return values
 
 
-def keyset_page(queryset: QuerySet, ordering: Ordering, *, cursor: str | None, size: int) -> Page:
-    """The page of `queryset` (already filtered) after `cursor`, in `ordering`."""
+def keyset_page(
+    queryset: QuerySet,
+    ordering: Ordering,
+    *,
+    cursor: str | None,
+    size: int,
+    total: int | None = None,
+) -> Page:
+    """The page of `queryset` (already filtered) after `cursor`, in `ordering`.
+
+    `total` is the capped count when the caller found it already (a search that gathers its
+    matches, see contacts.selectors.contact_search), so that it is not counted twice."""
     table = queryset.model._meta.db_table
     invalid = False
     rows_qs = queryset.order_by(*ordering.order_by())
@@ -81,8 +91,9 @@ def keyset_page(queryset: QuerySet, ordering: Ordering, *, cursor: str | None, s
         next_cursor = signing.dumps(
             _key(rows[-1], ordering.columns), salt=f"{SALT}:{table}:{ordering.label}"
         )
-    # Only the keys, without the select_related joins the rows need.
-    total = queryset.order_by().values("pk")[: COUNT_CAP + 1].count()
+    if total is None:
+        # Only the keys, without the select_related joins the rows need.
+        total = queryset.order_by().values("pk")[: COUNT_CAP + 1].count()
     return Page(
         rows=rows,
         next_cursor=next_cursor,
