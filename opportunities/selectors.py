@@ -1,7 +1,7 @@
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db.models import Count, DecimalField, ExpressionWrapper, F, Prefetch, QuerySet, Sum
+from django.db.models import Count, Prefetch, QuerySet, Sum
 from django.shortcuts import get_object_or_404
 
 from contacts.models import Activity
@@ -62,22 +62,23 @@ class Column:
 
 def pipeline_board(user, pipeline: Pipeline) -> list[Column]:
     """A pipeline's stages as columns: the biggest visible opportunities of each, with the count,
-    total and probability-weighted total of all of them (one aggregate query, one per column)."""
+    total and probability-weighted total of all of them (one aggregate query, one per column).
+
+    The aggregate reads only the (stage, amount) index, without joining the stages: a stage's
+    weighted total is its total times its probability."""
     visible = access.opportunities_for(user)
     stages = list(pipeline.stages.order_by("position"))
-    weighted = ExpressionWrapper(
-        F("amount") * F("stage__probability") / 100,
-        output_field=DecimalField(max_digits=16, decimal_places=2),
-    )
     totals = {
         row["stage"]: row
-        for row in visible.filter(stage__pipeline=pipeline)
+        for row in visible.filter(stage__in=[stage.pk for stage in stages])
+        .order_by()
         .values("stage")
-        .annotate(count=Count("id"), total=Sum("amount"), weighted=Sum(weighted))
+        .annotate(count=Count("*"), total=Sum("amount"))
     }
     columns = []
     for stage in stages:
         row = totals.get(stage.pk, {})
+        total = row.get("total") or Decimal(0)
         cards = list(
             visible.filter(stage=stage)
             .select_related("account", "owner")
@@ -88,8 +89,8 @@ def pipeline_board(user, pipeline: Pipeline) -> list[Column]:
                 stage=stage,
                 cards=cards,
                 count=row.get("count", 0),
-                total=row.get("total") or Decimal(0),
-                weighted=row.get("weighted") or Decimal(0),
+                total=total,
+                weighted=total * stage.probability / 100,
             )
         )
     return columns
