@@ -141,6 +141,35 @@ def account_update(*, actor, account: Account, **fields) -> Account:
     return _update(actor=actor, instance=account, fields=fields, account=account)
 
 
+def _delete(*, actor, instance, name: str, account_id: int | None) -> None:
+    """Delete a record, keeping its last values in the audit trail and, when it belonged to an
+    account, a line on that account's timeline."""
+    audit_record(instance=instance, action="deleted", actor=actor)
+    if account_id and account_id != instance.pk:
+        timeline_add(
+            kind=TimelineEntry.Kind.RECORD,
+            actor=actor,
+            account=Account(pk=account_id),
+            summary=f"{actor} deleted {name}",
+        )
+    webhook_emit(
+        event=f"{instance._meta.model_name}.deleted", instance=instance, data={"id": instance.pk}
+    )
+    instance.delete()
+
+
+@transaction.atomic
+def contact_delete(*, actor, contact: Contact) -> None:
+    """Delete a contact with their history (activities, tasks and timeline go with them)."""
+    _delete(actor=actor, instance=contact, name=contact.full_name, account_id=contact.account_id)
+
+
+@transaction.atomic
+def account_delete(*, actor, account: Account) -> None:
+    """Delete an account with its opportunities; its contacts stay, without an account."""
+    _delete(actor=actor, instance=account, name=account.name, account_id=account.parent_id)
+
+
 @transaction.atomic
 def activity_log(
     *,
@@ -217,6 +246,12 @@ def task_create(
         actor=actor,
         summary=f"Task for {task.assignee}: {title}{due}",
     )
+    return task
+
+
+@transaction.atomic
+def task_update(*, actor, task: Task, **fields) -> Task:
+    audited_update(actor=actor, instance=task, fields=fields)
     return task
 
 

@@ -19,7 +19,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
 from django.urls import reverse
 
-from contacts.models import Account, Contact
+from contacts.models import Account, Activity, Appointment, Contact, Task
 from crm.users.models import Role
 from opportunities.models import Opportunity
 
@@ -43,6 +43,10 @@ RULES: dict[str, frozenset[str]] = {
     # Sales set-up: the tenant's pipelines and stages, and its product catalogue.
     "pipelines.manage": frozenset({Role.ADMIN, Role.MANAGER}),
     "products.manage": frozenset({Role.ADMIN, Role.MANAGER}),
+    # API keys of the tenant: make, list and revoke them (a key acts as the user it names).
+    "api.manage": frozenset({Role.ADMIN}),
+    # Outbound webhooks: endpoints, their delivery log and the dead-letter replays.
+    "webhooks.manage": frozenset({Role.ADMIN}),
 }
 
 
@@ -100,6 +104,8 @@ NAVIGATION = (
     NavItem("Calendar", "contacts:calendar", None),
     NavItem("Campaigns", "campaigns:list", "campaigns.view"),
     NavItem("Users", "users:list", "users.manage"),
+    NavItem("API", "integrations:api_key_list", "api.manage"),
+    NavItem("Webhooks", "integrations:webhook_list", "webhooks.manage"),
 )
 
 
@@ -146,3 +152,34 @@ def opportunities_for(user) -> QuerySet[Opportunity]:
         return Opportunity.objects.none()
     q = _reach(user, owner_field="owner", shared_field="account__shared_with")
     return _scoped(Opportunity.objects.all(), q)
+
+
+def _linked_for(queryset: QuerySet, user) -> QuerySet:
+    """Activities or tasks: those filed against a contact, account or opportunity the user may
+    see."""
+    if _reach(user, owner_field="owner", shared_field="shared_with") is None:
+        return queryset
+    return queryset.filter(
+        Q(contact__in=contacts_for(user).values("pk"))
+        | Q(account__in=accounts_for(user).values("pk"))
+        | Q(opportunity__in=opportunities_for(user).values("pk"))
+    )
+
+
+def activities_for(user) -> QuerySet[Activity]:
+    return _linked_for(Activity.objects.all(), user)
+
+
+def tasks_for(user) -> QuerySet[Task]:
+    return _linked_for(Task.objects.all(), user)
+
+
+def appointments_for(user) -> QuerySet[Appointment]:
+    """Appointments the user organizes or attends, or with a contact the user may see."""
+    if _reach(user, owner_field="owner", shared_field="shared_with") is None:
+        return Appointment.objects.all()
+    mine = Appointment.objects.filter(Q(organizer=user) | Q(users=user)).values("pk")
+    with_contacts = Appointment.objects.filter(contacts__in=contacts_for(user).values("pk")).values(
+        "pk"
+    )
+    return Appointment.objects.filter(Q(pk__in=mine) | Q(pk__in=with_contacts))

@@ -7,7 +7,8 @@ def shell(request):
 
     The public site has no users table, so the user is only looked at on a tenant's host.
     """
-    if getattr(request, "tenant", None) is None or not request.user.is_authenticated:
+    user = getattr(request, "user", None)
+    if getattr(request, "tenant", None) is None or user is None or not user.is_authenticated:
         return {}
     return {
         "navigation": navigation_for(request.user),

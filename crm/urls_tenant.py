@@ -8,4 +8,6 @@ urlpatterns = [
     path("", include("contacts.urls")),
     path("opportunities/", include("opportunities.urls")),
     path("campaigns/", include("campaigns.urls")),
+    path("", include("integrations.urls")),
+    path("", include("crm.api.urls")),
 ]

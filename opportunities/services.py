@@ -8,6 +8,7 @@ from django.db import transaction
 from django.db.models import DecimalField, ExpressionWrapper, F, Sum
 from django.utils import timezone
 
+from integrations.webhooks import webhook_emit
 from opportunities.models import (
     ForecastCategory,
     LineItem,
@@ -52,6 +53,7 @@ def opportunity_create(*, actor, **fields) -> Opportunity:
         actor=actor,
         summary=f"New opportunity {opportunity.name} in {opportunity.stage}",
     )
+    webhook_emit(event="opportunity.created", instance=opportunity)
     return opportunity
 
 
@@ -73,6 +75,7 @@ def opportunity_update(*, actor, opportunity: Opportunity, **fields) -> Opportun
             actor=actor,
             summary=f"{actor} changed {changed} of {stored.name}",
         )
+        webhook_emit(event="opportunity.updated", instance=stored)
     if stage is not None and stage.pk != stored.stage_id:
         stored = opportunity_move_stage(actor=actor, opportunity=stored, stage=stage)
     return stored
@@ -110,7 +113,31 @@ def opportunity_move_stage(
         actor=actor,
         summary=f"{summary}: {locked.close_reason}" if locked.close_reason else summary,
     )
+    # A move is one event, stage_changed (not also "updated"), naming both stages.
+    webhook_emit(
+        event="opportunity.stage_changed",
+        instance=locked,
+        extra={
+            "previous_stage": {"id": previous.pk, "name": previous.name},
+            "stage_changed_at": now,
+        },
+    )
     return locked
+
+
+@transaction.atomic
+def opportunity_delete(*, actor, opportunity: Opportunity) -> None:
+    """Delete a deal with its stage history and line items; its account's timeline says so."""
+    audit_record(instance=opportunity, action="deleted", actor=actor)
+    timeline_add(
+        kind=TimelineEntry.Kind.OPPORTUNITY,
+        contact=opportunity.primary_contact,
+        account=opportunity.account,
+        actor=actor,
+        summary=f"{actor} deleted the opportunity {opportunity.name}",
+    )
+    webhook_emit(event="opportunity.deleted", instance=opportunity, data={"id": opportunity.pk})
+    opportunity.delete()
 
 
 class NoClosingStage(ValueError):
@@ -145,6 +172,7 @@ def _amount_from_line_items(*, actor, opportunity: Opportunity) -> Opportunity:
         locked.amount = amount
         locked.save(update_fields=["amount", "updated_at"])
         audit_record(instance=locked, action="updated", actor=actor, before=before)
+        webhook_emit(event="opportunity.updated", instance=locked)
     return locked
 
 
