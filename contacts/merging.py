@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from contacts.models import Account, Contact, MergeJournal, RecordKind
 from crm import access
+from integrations.webhooks import webhook_emit
 from tracking.models import AuditEntry, TimelineEntry
 from tracking.services import timeline_add
 
@@ -492,6 +493,12 @@ def _merge(*, actor, kind: str, kept, merged, fields: dict[str, str]) -> MergeJo
         summary=f"{actor} merged {name} into this record",
         **{kind: kept},
     )
+    webhook_emit(
+        event=f"{kind}.deleted",
+        instance=merged,
+        data={"id": merged_values["pk"], "merged_into": kept.pk},
+    )
+    webhook_emit(event=f"{kind}.updated", instance=kept)
     return journal
 
 
@@ -573,6 +580,8 @@ def merge_undo(*, actor, journal: MergeJournal) -> MergeJournal:
         summary=f"{actor} undid the merge of {name}; it is a separate record again",
         **{journal.kind: kept},
     )
+    webhook_emit(event=f"{journal.kind}.created", instance=merged)
+    webhook_emit(event=f"{journal.kind}.updated", instance=kept)
     return journal
 
 

@@ -189,7 +189,18 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60.0,
         "args": ["contacts.tasks.appointment_reminders_send"],
     },
+    "webhook-deliveries-sweep": {
+        "task": "crm.tenants.tasks.for_each_tenant",
+        "schedule": 60.0,
+        "args": ["integrations.tasks.webhook_deliveries_sweep"],
+    },
 }
+
+# Outbound webhooks: attempts before a delivery goes to the dead-letter list, and whether
+# endpoints may be on loopback or private addresses (development and tests only: in production
+# that would let a tenant make the platform call its own internal services).
+CRM_WEBHOOK_MAX_ATTEMPTS = env.int("CRM_WEBHOOK_MAX_ATTEMPTS", default=6)
+CRM_WEBHOOKS_ALLOW_PRIVATE = env.bool("CRM_WEBHOOKS_ALLOW_PRIVATE", default=False)
 
 vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default=f"CRM <no-reply@{CRM_BASE_DOMAIN}>")
