@@ -23,7 +23,12 @@ from contacts.models import (
 )
 from contacts.selectors import contacts_matching
 from crm import access
-from crm.api.serializers import StrictModelSerializer, VersionedSerializer
+from crm.api.serializers import (
+    RecordField,
+    StrictModelSerializer,
+    VersionedSerializer,
+    known_records,
+)
 from crm.api.viewsets import (
     ApiViewSet,
     CreateRecordMixin,
@@ -67,10 +72,10 @@ def _users():
 
 
 class AccountSerializer(VersionedSerializer):
-    owner = serializers.PrimaryKeyRelatedField(
+    owner = RecordField(
         queryset=_users(), required=False, allow_null=True, help_text=DESCRIBED["owner"]
     )
-    parent = serializers.PrimaryKeyRelatedField(
+    parent = RecordField(
         queryset=Account.objects.none(),
         required=False,
         allow_null=True,
@@ -121,10 +126,10 @@ class AccountSerializer(VersionedSerializer):
 
 
 class ContactSerializer(VersionedSerializer):
-    owner = serializers.PrimaryKeyRelatedField(
+    owner = RecordField(
         queryset=_users(), required=False, allow_null=True, help_text=DESCRIBED["owner"]
     )
-    account = serializers.PrimaryKeyRelatedField(
+    account = RecordField(
         queryset=Account.objects.none(),
         required=False,
         allow_null=True,
@@ -267,6 +272,16 @@ def _bulk_schema(name: str, serializer):
     )
 
 
+def _external_key(record) -> str | None:
+    """The external id a bulk record is matched on, as the column stores it."""
+    if not isinstance(record, dict):
+        return None
+    value = record.get("external_id")
+    if isinstance(value, bool) or not isinstance(value, str | int) or value == "":
+        return None
+    return str(value)
+
+
 class UpsertMixin:
     """Upsert by external id, one record (PUT .../external/<id>/) or many (POST .../bulk/)."""
 
@@ -306,22 +321,24 @@ class UpsertMixin:
         records = request.data.get("records") if isinstance(request.data, dict) else None
         if not isinstance(records, list) or not 1 <= len(records) <= BULK_MAX:
             raise ValidationError({"records": [f"A list of 1 to {BULK_MAX} records."]})
-        external_ids = [
-            r["external_id"] for r in records if isinstance(r, dict) and r.get("external_id")
-        ]
+        external_ids = [k for k in map(_external_key, records) if k is not None]
         existing = {
             r.external_id: r for r in self.get_queryset().filter(external_id__in=external_ids)
         }
         hidden = self._hidden_external_ids(external_ids)
         errors, created, changed, seen = [], [], [], set()
         serializer_class = self.get_serializer_class()
-        # Uniqueness of external ids is settled above for the whole batch, not a query a record.
+        # Uniqueness of external ids is settled above for the whole batch, not a query a record;
+        # so are the related records the batch names. One serializer validates every record.
         context = {**self.get_serializer_context(), "bulk": True}
+        creating = serializer_class(context=context)
+        context["known"] = known_records(creating, records)
+        updating = serializer_class(context=context, partial=True)
         for index, record in enumerate(records):
             if not isinstance(record, dict):
                 errors.append({"index": index, "errors": {"detail": ["Not a JSON object."]}})
                 continue
-            key = record.get("external_id") or None
+            key = _external_key(record)
             if key in hidden:
                 taken = {"external_id": ["Taken by a record you cannot see."]}
                 errors.append({"index": index, "errors": taken})
@@ -333,17 +350,16 @@ class UpsertMixin:
                 continue
             seen.add(key)
             instance = existing.get(key)
-            serializer = serializer_class(
-                instance, data=record, partial=instance is not None, context=context
-            )
-            if not serializer.is_valid():
-                errors.append({"index": index, "errors": serializer.errors})
+            try:
+                data = (updating if instance else creating).run_validation(record)
+            except ValidationError as invalid:
+                errors.append({"index": index, "errors": invalid.detail})
                 continue
             if instance is None:
-                created.append((index, self.model(**serializer.validated_data)))
+                created.append((index, self.model(**data)))
             else:
                 before = field_values(instance)
-                for name, value in serializer.validated_data.items():
+                for name, value in data.items():
                     setattr(instance, name, value)
                 changed.append((index, instance, before))
         if errors:
@@ -446,20 +462,20 @@ class ContactViewSet(UpsertMixin, RecordViewSet):
 class LinkedSerializer(StrictModelSerializer):
     """Something filed against a contact, an account and/or an opportunity (at least one)."""
 
-    contact = serializers.PrimaryKeyRelatedField(
+    contact = RecordField(
         queryset=Contact.objects.none(),
         required=False,
         allow_null=True,
         help_text="The id of the contact it is about.",
     )
-    account = serializers.PrimaryKeyRelatedField(
+    account = RecordField(
         queryset=Account.objects.none(),
         required=False,
         allow_null=True,
         help_text="The id of the account it is about (the contact's, when only a contact is "
         "given).",
     )
-    opportunity = serializers.PrimaryKeyRelatedField(
+    opportunity = RecordField(
         queryset=Opportunity.objects.none(),
         required=False,
         allow_null=True,
@@ -515,7 +531,7 @@ class ActivitySerializer(LinkedSerializer):
 
 
 class TaskSerializer(LinkedSerializer):
-    assignee = serializers.PrimaryKeyRelatedField(
+    assignee = RecordField(
         queryset=_users(),
         required=False,
         help_text="The user who has to do it; the caller by default.",
@@ -559,16 +575,16 @@ class TaskSerializer(LinkedSerializer):
 
 
 class AppointmentSerializer(StrictModelSerializer):
-    users = serializers.PrimaryKeyRelatedField(
+    users = RecordField(
         queryset=_users(), many=True, required=False, help_text="Ids of the attending users."
     )
-    contacts = serializers.PrimaryKeyRelatedField(
+    contacts = RecordField(
         queryset=Contact.objects.none(),
         many=True,
         required=False,
         help_text="Ids of the attending contacts.",
     )
-    account = serializers.PrimaryKeyRelatedField(
+    account = RecordField(
         queryset=Account.objects.none(),
         required=False,
         allow_null=True,

@@ -48,3 +48,39 @@ class VersionedSerializer(StrictModelSerializer):
 
     def get_version(self, instance) -> str:
         return version_of(instance)
+
+
+class RecordField(serializers.PrimaryKeyRelatedField):
+    """A related record by its id. In a bulk request the view looks up the ids of the whole
+    batch at once and hands them over in the context (`known`), instead of a query a record."""
+
+    def to_internal_value(self, data):
+        known = self.context.get("known", {}).get(self.field_name)
+        if known is None:
+            return super().to_internal_value(data)
+        if isinstance(data, bool) or not isinstance(data, int | str):
+            self.fail("incorrect_type", data_type=type(data).__name__)
+        try:
+            pk = int(data)
+        except ValueError:
+            self.fail("incorrect_type", data_type=type(data).__name__)
+        if pk not in known:
+            self.fail("does_not_exist", pk_value=data)
+        return known[pk]
+
+
+def known_records(serializer, records: list) -> dict[str, dict]:
+    """For each RecordField of `serializer`, the records the batch names that the field may
+    take, by id: one query a field for the whole batch."""
+    known = {}
+    for name, field in serializer.fields.items():
+        if isinstance(field, RecordField):
+            ids = {
+                r[name]
+                for r in records
+                if isinstance(r, dict)
+                and isinstance(r.get(name), int)
+                and not isinstance(r.get(name), bool)
+            }
+            known[name] = {o.pk: o for o in field.get_queryset().filter(pk__in=ids)}
+    return known
