@@ -97,6 +97,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # X-RateLimit-* headers on API answers (integrations.ratelimit counts the calls).
+    "integrations.middleware.RateLimitHeadersMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -111,6 +113,18 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "crm.api.pagination.KeysetCursorPagination",
     "EXCEPTION_HANDLER": "crm.api.errors.exception_handler",
     "UNAUTHENTICATED_USER": None,
+    # An API key (`Authorization: Bearer <key>`, integrations.auth) or the browser's session
+    # (with CSRF, for the UI's own calls); the key first, so a call without credentials gets 401.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "integrations.auth.ApiKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticated",
+        "integrations.auth.ReadOnlyKeyPermission",
+    ],
+    # Tenant.api_rate_limit calls a minute per key, counted in Redis (integrations.ratelimit).
+    "DEFAULT_THROTTLE_CLASSES": ["integrations.ratelimit.ApiRateThrottle"],
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "CRM API",

@@ -1,10 +1,13 @@
 from django.urls import path
 
-from integrations import webhook_views
+from integrations import views, webhook_views
 
 app_name = "integrations"
 
 urlpatterns = [
+    path("settings/api-keys/", views.api_key_list, name="api_key_list"),
+    path("settings/api-keys/new/", views.api_key_create, name="api_key_create"),
+    path("settings/api-keys/<int:pk>/revoke/", views.api_key_revoke, name="api_key_revoke"),
     path("settings/webhooks/", webhook_views.endpoint_list, name="webhook_list"),
     path("settings/webhooks/new/", webhook_views.endpoint_create, name="webhook_create"),
     path("settings/webhooks/dead/", webhook_views.dead_letters, name="webhook_dead"),

@@ -15,7 +15,16 @@ ALPHA = {"HTTP_HOST": "alpha.localhost"}
 BETA = {"HTTP_HOST": "beta.localhost"}
 
 NAV = {
-    Role.ADMIN: {"Accounts", "Contacts", "Opportunities", "Pipeline", "Campaigns", "Users"},
+    Role.ADMIN: {
+        "Accounts",
+        "Contacts",
+        "Opportunities",
+        "Pipeline",
+        "Campaigns",
+        "Users",
+        "API",
+        "Webhooks",
+    },
     Role.MANAGER: {"Accounts", "Contacts", "Opportunities", "Pipeline", "Campaigns"},
     Role.SALES: {"Accounts", "Contacts", "Opportunities", "Pipeline"},
     Role.MARKETING: {"Accounts", "Contacts", "Campaigns"},
@@ -28,6 +37,8 @@ PAGES = {
     "Pipeline": "/opportunities/board/",
     "Campaigns": "/campaigns/",
     "Users": "/users/",
+    "API": "/settings/api-keys/",
+    "Webhooks": "/settings/webhooks/",
 }
 
 

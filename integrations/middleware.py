@@ -1,0 +1,19 @@
+"""Tells API callers their rate-limit allowance on every answer, refusals included."""
+
+
+class RateLimitHeadersMiddleware:
+    """Adds `X-RateLimit-Limit`, `-Remaining` and `-Reset` (seconds until the window ends) to
+    responses of API calls that `integrations.ratelimit.ApiRateThrottle` counted. Calls refused
+    before counting (no or bad credentials) carry none."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        allowance = getattr(request, "api_allowance", None)
+        if allowance is not None:
+            response["X-RateLimit-Limit"] = str(allowance.limit)
+            response["X-RateLimit-Remaining"] = str(allowance.remaining)
+            response["X-RateLimit-Reset"] = str(allowance.reset_seconds)
+        return response
