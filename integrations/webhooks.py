@@ -67,11 +67,7 @@ def _as_json(data) -> dict:
 
 
 def _records(instances: list[models.Model]) -> list[dict]:
-    label = instances[0]._meta.label_lower
-    try:
-        serializer = import_string(SERIALIZERS[label])
-    except (ImportError, KeyError):
-        return [{"id": i.pk, **field_values(i)} for i in instances]
+    serializer = import_string(SERIALIZERS[instances[0]._meta.label_lower])
     return list(serializer(instances, many=True).data)
 
 

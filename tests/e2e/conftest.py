@@ -62,6 +62,8 @@ def live_app(django_db_setup, smtp_server):
         "CRM_PUBLIC_PORT": str(port),
         "CRM_PUBLIC_SCHEME": "http",
         "EMAIL_URL": f"smtp://127.0.0.1:{controller.port}",
+        # Browser tests register webhook receivers on loopback.
+        "CRM_WEBHOOKS_ALLOW_PRIVATE": "1",
     }
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     server = subprocess.Popen(
@@ -86,7 +88,8 @@ def live_app(django_db_setup, smtp_server):
         try:
             with urllib.request.urlopen(request, timeout=2):
                 break
-        except (urllib.error.URLError, ConnectionError):
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            # A busy machine answers slowly while gunicorn boots: keep waiting.
             if time.monotonic() > deadline or server.poll() is not None:
                 server.kill()
                 pytest.fail("the live app server did not start")
