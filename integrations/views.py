@@ -46,5 +46,7 @@ def api_key_revoke(request, pk):
     if request.method == "POST":
         if keys.api_key_revoke(actor=request.user, key=key):
             messages.success(request, f"The key “{key.name}” was revoked.")
+        else:
+            messages.info(request, f"The key “{key.name}” was already revoked.")
         return redirect("integrations:api_key_list")
     return render(request, "integrations/api_keys_revoke.html", {"key": key})
