@@ -10,6 +10,7 @@ from django.db.models.functions import Cast
 from django.utils import timezone
 
 from contacts.models import Account, Activity, Appointment, Contact, Task
+from crm.bulk_insert import copy_insert
 from integrations.webhooks import webhook_emit, webhook_emit_many
 from tracking.models import AuditEntry, TimelineEntry
 from tracking.services import (
@@ -59,8 +60,8 @@ def records_bulk_save(
     *, actor, created: list, changed: list[tuple], summary: Callable[[object], str]
 ) -> list:
     """Save many new and changed accounts and contacts at once (a CSV import, the API's bulk
-    upsert): an INSERT and an UPDATE per chunk of rows, the audit trail and the new records'
-    timeline entries written in bulk too, never a query per record.
+    upsert): new rows with COPY and changes with an UPDATE per chunk, the audit trail and the
+    new records' timeline entries with COPY too, never a query per record.
 
     `created` holds unsaved records, accounts before the contacts that may point at them;
     `changed` holds (record with its new values, `field_values()` of it before). Callers have
@@ -71,7 +72,7 @@ def records_bulk_save(
         for record in new:
             if record.owner_id is None:
                 record.owner = actor
-        model.objects.bulk_create(new, batch_size=BULK_CHUNK)
+        copy_insert(new)
     really_changed = []
     for record, before in changed:
         changes = {n: [before[n], v] for n, v in field_values(record).items() if before.get(n) != v}
@@ -83,17 +84,16 @@ def records_bulk_save(
         if rows:
             fields = sorted({n for _, changes in rows for n in changes} | {"updated_at"})
             model.objects.bulk_update([r for r, _ in rows], fields, batch_size=BULK_CHUNK)
-    AuditEntry.objects.bulk_create(
+    copy_insert(
         [audit_entry(instance=r, action="created", actor=actor) for r in created]
         + [
             AuditEntry(
                 model=r._meta.label_lower, object_id=r.pk, action="updated", changes=c, actor=actor
             )
             for r, c in really_changed
-        ],
-        batch_size=BULK_CHUNK,
+        ]
     )
-    TimelineEntry.objects.bulk_create(
+    copy_insert(
         [
             TimelineEntry(
                 kind=TimelineEntry.Kind.RECORD,
@@ -104,8 +104,7 @@ def records_bulk_save(
                 occurred_at=now,
             )
             for r in created
-        ],
-        batch_size=BULK_CHUNK,
+        ]
     )
     for model in (Account, Contact):
         name = model._meta.model_name
