@@ -4,7 +4,7 @@ from datetime import date, timedelta
 from functools import reduce
 
 from django.contrib.postgres.search import TrigramSimilarity
-from django.db.models import BooleanField, F, Q, QuerySet, Value
+from django.db.models import F, Q, QuerySet, Value
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Concat, Greatest
 from django.shortcuts import get_object_or_404
@@ -107,12 +107,19 @@ def account_opportunities(user, account: Account):
     )
 
 
-def _account_one_of(ids: list[int]) -> Q:
-    """The contact's account is one of `ids`, sent as one array (Django's `__in` would prepare
-    each of up to COUNT_CAP values in Python, which takes longer than the query) and looked up
-    in a hash of it (`= ANY(array)` would compare each row with every id)."""
-    sql = f'"{Contact._meta.db_table}"."account_id" IN (SELECT unnest(%s::bigint[]))'
-    return Q(RawSQL(sql, [ids], output_field=BooleanField()))
+def _at_company(text: str) -> Q:
+    """Contacts whose company's name contains `text`.
+
+    The matching accounts' ids go in as one array, so that PostgreSQL looks the records up by
+    account (with a subquery it would rather read them all), and they are looked up in a hash
+    of it (`= ANY(array)` would compare each row with every id). Django's `__in` would prepare
+    each of up to COUNT_CAP values in Python, which takes longer than the query."""
+    cap = pagination.COUNT_CAP
+    accounts = Account.objects.filter(name__icontains=text).values_list("pk", flat=True)
+    ids = list(accounts[: cap + 1])
+    if len(ids) > cap:
+        return Q(account__in=accounts)
+    return Q(account__in=RawSQL("SELECT unnest(%s::bigint[])", [ids]))
 
 
 def _text_conditions(text: str) -> list[Q]:
@@ -120,14 +127,7 @@ def _text_conditions(text: str) -> list[Q]:
     trigram index), its company's name does, or "first last" spans its two name columns."""
     columns = ("first_name", "last_name", "email", "phone")
     conditions = [Q(**{f"{column}__icontains": text}) for column in columns]
-    cap = pagination.COUNT_CAP
-    accounts = Account.objects.filter(name__icontains=text).values_list("pk", flat=True)
-    account_ids = list(accounts[: cap + 1])
-    # The ids themselves let PostgreSQL look the contacts up by account; with a subquery it
-    # would rather read every contact.
-    conditions.append(
-        _account_one_of(account_ids) if len(account_ids) <= cap else Q(account__in=accounts)
-    )
+    conditions.append(_at_company(text))
     first, _, last = text.partition(" ")
     if last:
         conditions.append(Q(first_name__icontains=first, last_name__icontains=last.strip()))
