@@ -67,6 +67,14 @@ def django_db_setup(request, django_test_environment, django_db_blocker):
         teardown_databases(config, verbosity=request.config.option.verbose)
 
 
+@pytest.fixture(autouse=True)
+def public_schema_after_each_test():
+    """A request on a tenant's host leaves the test's connection in that tenant's schema; the
+    next test starts from the public schema, as a new request would."""
+    yield
+    connection.set_schema_to_public()
+
+
 @pytest.fixture
 def alpha(db):
     from crm.tenants.models import Tenant
