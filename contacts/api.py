@@ -23,6 +23,7 @@ from contacts.models import (
 )
 from contacts.selectors import contacts_matching
 from crm import access
+from crm.api.filters import UtcDateTimeFilter
 from crm.api.serializers import (
     RecordField,
     StrictModelSerializer,
@@ -187,7 +188,7 @@ class ContactSerializer(VersionedSerializer):
 
 
 class ContactFilter(django_filters.FilterSet):
-    updated_since = django_filters.IsoDateTimeFilter(
+    updated_since = UtcDateTimeFilter(
         field_name="updated_at",
         lookup_expr="gte",
         help_text="Only contacts changed at or after this time (ISO 8601), for syncing.",
@@ -218,7 +219,7 @@ class ContactFilter(django_filters.FilterSet):
 
 
 class AccountFilter(django_filters.FilterSet):
-    updated_since = django_filters.IsoDateTimeFilter(
+    updated_since = UtcDateTimeFilter(
         field_name="updated_at",
         lookup_expr="gte",
         help_text="Only accounts changed at or after this time (ISO 8601), for syncing.",
@@ -639,7 +640,7 @@ class LinkedFilter(django_filters.FilterSet):
 
 class ActivityFilter(LinkedFilter):
     kind = django_filters.ChoiceFilter(choices=Activity.Kind.choices, help_text="Of this kind.")
-    occurred_since = django_filters.IsoDateTimeFilter(
+    occurred_since = UtcDateTimeFilter(
         field_name="occurred_at", lookup_expr="gte", help_text="Happened at or after this time."
     )
     user = django_filters.NumberFilter(help_text="Logged by this user id.")
@@ -664,10 +665,10 @@ class TaskFilter(LinkedFilter):
 
 
 class AppointmentFilter(django_filters.FilterSet):
-    starts_after = django_filters.IsoDateTimeFilter(
+    starts_after = UtcDateTimeFilter(
         field_name="starts_at", lookup_expr="gte", help_text="Starting at or after this time."
     )
-    starts_before = django_filters.IsoDateTimeFilter(
+    starts_before = UtcDateTimeFilter(
         field_name="starts_at", lookup_expr="lt", help_text="Starting before this time."
     )
     contact = django_filters.NumberFilter(

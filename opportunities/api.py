@@ -4,6 +4,7 @@ import django_filters
 from rest_framework import mixins, serializers
 
 from crm import access
+from crm.api.filters import UtcDateTimeFilter
 from crm.api.serializers import StrictModelSerializer, VersionedSerializer
 from crm.api.viewsets import ApiViewSet, RecordViewSet, RetrieveRecordMixin
 from crm.pagination import Ordering
@@ -168,7 +169,7 @@ class OpportunitySerializer(VersionedSerializer):
 
 
 class OpportunityFilter(django_filters.FilterSet):
-    updated_since = django_filters.IsoDateTimeFilter(
+    updated_since = UtcDateTimeFilter(
         field_name="updated_at",
         lookup_expr="gte",
         help_text="Only deals changed at or after this time (ISO 8601), for syncing.",

@@ -29,7 +29,9 @@ class ApiViewSet(viewsets.GenericViewSet):
     access_action: str
     orderings: dict
     versioned = False
-    lookup_value_regex = r"\d+"
+    # Any path segment: an id that is not a number is a JSON 404 from the view, not the site's
+    # HTML "not found" page for an address no route matches.
+    lookup_value_regex = "[^/]+"
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # drf-spectacular reading the view

@@ -10,7 +10,9 @@ from crm.users.models import Role, User
 
 
 class UserSerializer(StrictModelSerializer):
-    team = serializers.StringRelatedField(help_text="The name of the user's team, if any.")
+    team = serializers.StringRelatedField(
+        allow_null=True, help_text="The name of the user's team, or null when in none."
+    )
 
     class Meta:
         model = User
