@@ -335,3 +335,13 @@ def test_without_credentials_the_api_answers_401_and_the_schema_is_open(client, 
     assert schema.status_code == 200 and b"/api/v1/contacts/bulk/" in schema.content
     docs = client.get("/api/docs/", **ALPHA)
     assert docs.status_code == 200 and b"cdn" not in docs.content.lower()
+
+
+def test_an_oversized_body_is_413_as_json_and_writes_nothing(api, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 10_000
+
+    response = api("post", "/api/v1/contacts/bulk/", {"records": [{"first_name": "x" * 50}] * 500})
+
+    assert response.status_code == 413
+    assert response.json() == {"detail": "The request body is too large."}
+    assert not Contact.objects.exists()
