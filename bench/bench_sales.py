@@ -15,30 +15,20 @@ be measured over and over.
 Prints `BENCH sales.<metric> <value> <unit>` lines; leaves nothing running.
 """
 
-import atexit
 import os
-import shutil
 import statistics
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 import urllib.request
-from pathlib import Path
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
-from platform_setup import ROOT, platform_ready
+from measure import percentile, start_gunicorn, time_sql
+from platform_setup import platform_ready
 
 CONTACTS = int(os.environ.get("BENCH_CONTACTS", "1000000"))
 CLIENTS = 8
 REQUESTS_PER_PAGE = int(os.environ.get("BENCH_REQUESTS", "200"))
 REUSE = os.environ.get("BENCH_REUSE") == "1"
-
-
-def percentile(samples: list[float], fraction: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
 def main() -> None:
@@ -134,62 +124,6 @@ def prepare():
     return tenant, contact_id, f"sessionid={session.session_key}", deep_key, cursor_value
 
 
-def start_gunicorn(settings) -> int:
-    from crm.embedded import free_port
-
-    db = settings.DATABASES["default"]
-    port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"postgres://{db['USER']}@{quote(db['HOST'], safe='')}"
-        f"{':' + str(db['PORT']) if db['PORT'] else ''}/{db['NAME']}",
-        "REDIS_URL": settings.REDIS_URL,
-        "SECRET_KEY": settings.SECRET_KEY,
-        "DEBUG": "0",
-        "SECURE_SSL_REDIRECT": "0",
-        "SESSION_COOKIE_SECURE": "0",
-        "CSRF_COOKIE_SECURE": "0",
-        "CRM_PUBLIC_PORT": str(port),
-        "LOG_LEVEL": "WARNING",
-    }
-    # Production settings serve the hashed static files that collectstatic writes.
-    env["STATIC_ROOT"] = tempfile.mkdtemp(prefix="crm-bench-static-", dir="/tmp")
-    atexit.register(shutil.rmtree, env["STATIC_ROOT"], True)
-    subprocess.run(
-        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"],
-        cwd=ROOT,
-        env=env,
-        check=True,
-    )
-    server = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "gunicorn"),
-            "crm.wsgi:application",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "2",
-            "--threads",
-            "4",
-        ],
-        cwd=ROOT,
-        env=env,
-    )
-    atexit.register(server.wait, 30)
-    atexit.register(server.terminate)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            request = urllib.request.Request(
-                f"http://127.0.0.1:{port}/healthz", headers={"Host": "localhost"}
-            )
-            urllib.request.urlopen(request, timeout=2).read()
-            return port
-        except OSError:
-            time.sleep(0.2)
-    raise SystemExit("gunicorn did not start")
-
-
 def load(port: int, host: str, path: str, cookie: str) -> list[float]:
     """REQUESTS_PER_PAGE requests from CLIENTS threads (after a warm-up); milliseconds each."""
     samples: list[float] = []
@@ -264,28 +198,6 @@ def raw_queries(contact_id: int, deep_key: list) -> dict[str, tuple[str, list]]:
             [],
         ),
     }
-
-
-def time_sql(tenant, query: tuple[str, list], rounds: int = 50) -> list[float]:
-    import psycopg
-    from django.conf import settings
-
-    db = settings.DATABASES["default"]
-    samples = []
-    with psycopg.connect(
-        host=db["HOST"],
-        port=db["PORT"] or None,
-        user=db["USER"],
-        password=db["PASSWORD"] or None,
-        dbname=db["NAME"],
-    ) as conn:
-        conn.execute(f'SET search_path = "{tenant.schema_name}", public')
-        sql, params = query
-        for _ in range(rounds):
-            started = time.perf_counter()
-            conn.execute(sql, params).fetchall()
-            samples.append((time.perf_counter() - started) * 1000)
-    return samples
 
 
 if __name__ == "__main__":
