@@ -5,7 +5,12 @@ Reads start from crm.access, like the browser's pages; writes go through contact
 
 import django_filters
 from django.db import transaction
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+    inline_serializer,
+)
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, ValidationError
@@ -240,8 +245,9 @@ class AccountFilter(django_filters.FilterSet):
         fields = []
 
 
-def _bulk_schema(name: str, serializer):
-    return extend_schema(
+def _upsert_schemas(name: str, serializer):
+    """The OpenAPI description of a viewset's upsert and bulk actions, for its serializer."""
+    bulk = extend_schema(
         request=inline_serializer(
             f"{name}BulkRequest",
             {
@@ -271,6 +277,13 @@ def _bulk_schema(name: str, serializer):
         },
         description=f"Create or update up to {BULK_MAX} records at once, all or none.",
     )
+    upsert = extend_schema(
+        request=serializer,
+        responses={200: serializer, 201: serializer},
+        description=f"Create the {name.lower()} with this external id, or update the one that "
+        "has it.",
+    )
+    return extend_schema_view(upsert=upsert, bulk=bulk)
 
 
 def _external_key(record) -> str | None:
@@ -296,7 +309,8 @@ class UpsertMixin:
             .values_list("external_id", flat=True)
         )
 
-    def _upsert(self, request, external_id: str):
+    @action(detail=False, methods=["put"], url_path=r"external/(?P<external_id>[^/]+)")
+    def upsert(self, request, external_id: str):
         if len(external_id) > 100:
             raise ValidationError({"external_id": ["At most 100 characters."]})
         with transaction.atomic():
@@ -318,7 +332,8 @@ class UpsertMixin:
             instance = self.update_record(instance, serializer.validated_data)
         return self.output(instance)
 
-    def _bulk(self, request):
+    @action(detail=False, methods=["post"])
+    def bulk(self, request):
         records = request.data.get("records") if isinstance(request.data, dict) else None
         if not isinstance(records, list) or not 1 <= len(records) <= BULK_MAX:
             raise ValidationError({"records": [f"A list of 1 to {BULK_MAX} records."]})
@@ -386,6 +401,7 @@ class UpsertMixin:
         return Response({"created": len(created), "updated": len(really), "ids": ids})
 
 
+@_upsert_schemas("Account", AccountSerializer)
 class AccountViewSet(UpsertMixin, RecordViewSet):
     """Companies the tenant sells to or works with."""
 
@@ -408,21 +424,8 @@ class AccountViewSet(UpsertMixin, RecordViewSet):
     def delete_record(self, instance):
         services.account_delete(actor=self.request.user, account=instance)
 
-    @extend_schema(
-        request=AccountSerializer,
-        responses={200: AccountSerializer, 201: AccountSerializer},
-        description="Create the account with this external id, or update the one that has it.",
-    )
-    @action(detail=False, methods=["put"], url_path=r"external/(?P<external_id>[^/]+)")
-    def upsert(self, request, external_id):
-        return self._upsert(request, external_id)
 
-    @_bulk_schema("Account", AccountSerializer)
-    @action(detail=False, methods=["post"])
-    def bulk(self, request):
-        return self._bulk(request)
-
-
+@_upsert_schemas("Contact", ContactSerializer)
 class ContactViewSet(UpsertMixin, RecordViewSet):
     """People the tenant markets to, sells to and serves."""
 
@@ -444,20 +447,6 @@ class ContactViewSet(UpsertMixin, RecordViewSet):
 
     def delete_record(self, instance):
         services.contact_delete(actor=self.request.user, contact=instance)
-
-    @extend_schema(
-        request=ContactSerializer,
-        responses={200: ContactSerializer, 201: ContactSerializer},
-        description="Create the contact with this external id, or update the one that has it.",
-    )
-    @action(detail=False, methods=["put"], url_path=r"external/(?P<external_id>[^/]+)")
-    def upsert(self, request, external_id):
-        return self._upsert(request, external_id)
-
-    @_bulk_schema("Contact", ContactSerializer)
-    @action(detail=False, methods=["post"])
-    def bulk(self, request):
-        return self._bulk(request)
 
 
 class LinkedSerializer(StrictModelSerializer):
