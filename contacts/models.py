@@ -110,6 +110,10 @@ class Contact(models.Model):
             models.Index(fields=["email"]),
             # Text search gathers the contacts of matching companies from this index alone.
             models.Index(fields=["account", "id"], name="contact_account_id"),
+            # The API's sync order (`updated_at`, then id) and its keyset pages, at any depth.
+            models.Index(fields=["updated_at", "id"], name="contact_updated_id"),
+            # The API's lookup by e-mail in any case (`email__iexact` compares UPPER(email)).
+            models.Index(Upper("email"), name="contact_email_upper"),
             # The list's territory and life-cycle filters; with the included columns, their
             # capped count is read from the index alone.
             models.Index(

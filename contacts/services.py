@@ -10,7 +10,7 @@ from django.db.models.functions import Cast
 from django.utils import timezone
 
 from contacts.models import Account, Activity, Appointment, Contact, Task
-from crm.bulk_insert import copy_insert
+from crm.bulk_insert import copy_insert, copy_update
 from integrations.webhooks import webhook_emit, webhook_emit_many
 from tracking.models import AuditEntry, TimelineEntry
 from tracking.services import (
@@ -52,9 +52,6 @@ def _update(*, actor, instance, fields: dict, **timeline_target):
     return instance
 
 
-BULK_CHUNK = 1000
-
-
 @transaction.atomic
 def records_bulk_save(
     *, actor, created: list, changed: list[tuple], summary: Callable[[object], str]
@@ -83,7 +80,7 @@ def records_bulk_save(
         rows = [(r, c) for r, c in really_changed if isinstance(r, model)]
         if rows:
             fields = sorted({n for _, changes in rows for n in changes} | {"updated_at"})
-            model.objects.bulk_update([r for r, _ in rows], fields, batch_size=BULK_CHUNK)
+            copy_update([r for r, _ in rows], fields)
     copy_insert(
         [audit_entry(instance=r, action="created", actor=actor) for r in created]
         + [
