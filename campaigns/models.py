@@ -2,6 +2,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Lower
 
 
 class Campaign(models.Model):
@@ -24,6 +25,9 @@ class Campaign(models.Model):
     kind = models.CharField(max_length=20, choices=Kind.choices)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PLANNED)
     budget = models.DecimalField(max_digits=12, decimal_places=2, default=Decimal("0"))
+    # What it really cost so far (acquisition-cost reports divide this by the customers won).
+    actual_cost = models.DecimalField(max_digits=12, decimal_places=2, default=Decimal("0"))
+    goal = models.CharField(max_length=300, blank=True)
     starts_on = models.DateField(null=True, blank=True)
     ends_on = models.DateField(null=True, blank=True)
     owner = models.ForeignKey(
@@ -37,3 +41,129 @@ class Campaign(models.Model):
 
     def __str__(self):
         return self.name
+
+
+class CampaignMember(models.Model):
+    """A contact a campaign is aimed at, and how far they went with it."""
+
+    class Status(models.TextChoices):
+        TARGETED = "targeted", "Targeted"
+        SENT = "sent", "Sent"
+        OPENED = "opened", "Opened"
+        CLICKED = "clicked", "Clicked"
+        RESPONDED = "responded", "Responded"
+        CONVERTED = "converted", "Converted"
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="members")
+    contact = models.ForeignKey(
+        "contacts.Contact", on_delete=models.CASCADE, related_name="campaign_memberships"
+    )
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.TARGETED)
+    added_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "contact"], name="campaign_member_once")
+        ]
+        indexes = [models.Index(fields=["contact", "campaign"])]
+
+    def __str__(self):
+        return f"{self.contact_id} in {self.campaign_id}"
+
+
+class Segment(models.Model):
+    """A group of contacts described by rules on their fields, their account and their
+    behaviour (dynamic: worked out each time it is used), or a fixed list of contacts frozen
+    from such rules (static)."""
+
+    class Kind(models.TextChoices):
+        DYNAMIC = "dynamic", "Dynamic"
+        STATIC = "static", "Static list"
+
+    name = models.CharField(max_length=150, unique=True)
+    description = models.CharField(max_length=300, blank=True)
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.DYNAMIC)
+    # {"op": "and"|"or", "rules": [{"field": ..., "operator": ..., "value": ...} | group, ...]}
+    rules = models.JSONField(default=dict, blank=True)
+    frozen_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self):
+        return self.name
+
+
+class SegmentMember(models.Model):
+    """A contact on a static list."""
+
+    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="members")
+    contact = models.ForeignKey(
+        "contacts.Contact", on_delete=models.CASCADE, related_name="segment_memberships"
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["segment", "contact"], name="segment_member_once")
+        ]
+
+    def __str__(self):
+        return f"{self.contact_id} in {self.segment_id}"
+
+
+class ContentBlock(models.Model):
+    """A reusable piece of an e-mail (a footer, a banner, a signature) that templates include
+    by name."""
+
+    name = models.SlugField(max_length=60, unique=True)
+    html = models.TextField(blank=True)
+    text = models.TextField(blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self):
+        return self.name
+
+
+class EmailTemplate(models.Model):
+    """A marketing e-mail with merge fields and conditional blocks, written once and rendered
+    for each recipient in a sandbox."""
+
+    name = models.CharField(max_length=150, unique=True)
+    subject = models.CharField(max_length=200)
+    preheader = models.CharField(max_length=200, blank=True)
+    html_body = models.TextField()
+    text_body = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self):
+        return self.name
+
+
+class Suppression(models.Model):
+    """An address the tenant must never send marketing e-mail to again, and why."""
+
+    class Reason(models.TextChoices):
+        UNSUBSCRIBED = "unsubscribed", "Unsubscribed"
+        BOUNCED = "bounced", "Bounced"
+        COMPLAINED = "complained", "Complained (spam)"
+        MANUAL = "manual", "Added by hand"
+
+    email = models.EmailField()
+    reason = models.CharField(max_length=20, choices=Reason.choices)
+    campaign = models.ForeignKey(
+        Campaign, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(Lower("email"), name="suppression_email_once")]
+
+    def __str__(self):
+        return self.email
