@@ -6,7 +6,7 @@ from functools import reduce
 from django.contrib.postgres.search import TrigramSimilarity
 from django.db.models import F, Q, QuerySet, Value
 from django.db.models.expressions import RawSQL
-from django.db.models.functions import Concat, Greatest
+from django.db.models.functions import Concat, Greatest, Upper
 from django.shortcuts import get_object_or_404
 
 from contacts.models import Account, Appointment, Contact, Task
@@ -182,12 +182,18 @@ def search(user, query: str, *, per_kind: int = 6) -> SearchResults:
         contacts_matching(contacts, query).order_by("last_name", "first_name", "id")[:per_kind]
     )
     if not found:
+        # The % operator on the upper-cased names (trigrams ignore case) lets their trigram
+        # indexes find the candidates; computing the likeness of every contact reads them all.
+        upper = query.upper()
         found = list(
             contacts.annotate(
+                upper_first=Upper("first_name"),
+                upper_last=Upper("last_name"),
                 likeness=Greatest(
                     TrigramSimilarity("last_name", query), TrigramSimilarity("first_name", query)
-                )
+                ),
             )
+            .filter(Q(upper_last__trigram_similar=upper) | Q(upper_first__trigram_similar=upper))
             .filter(likeness__gt=0.3)
             .order_by("-likeness", "id")[:per_kind]
         )
