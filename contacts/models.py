@@ -66,6 +66,9 @@ class Account(models.Model):
             models.Index(fields=["owner", "name", "id"]),
             GinIndex(fields=["tags"], name="account_tags_gin"),
             GinIndex(OpClass(Upper("name"), name="gin_trgm_ops"), name="account_name_trgm"),
+            # The search's OR of name, domain and phone becomes one bitmap of the three indexes.
+            GinIndex(OpClass(Upper("domain"), name="gin_trgm_ops"), name="account_domain_trgm"),
+            GinIndex(OpClass(Upper("phone"), name="gin_trgm_ops"), name="account_phone_trgm"),
         ]
 
     def __str__(self):
