@@ -2,6 +2,7 @@
 the transaction of the change they describe, so history and change commit together."""
 
 from datetime import datetime
+from decimal import Decimal
 
 from django.db import models
 from django.utils import timezone
@@ -42,6 +43,9 @@ def field_values(instance: models.Model) -> dict[str, object]:
         if field.name in SKIPPED_FIELDS:
             continue
         value = getattr(instance, field.attname)
+        if isinstance(field, models.DecimalField) and value is not None:
+            # As stored: "5000.00" whether the value came from the database or from "5000".
+            value = Decimal(value).quantize(Decimal(10) ** -field.decimal_places)
         values[field.name] = (
             value if isinstance(value, (str, int, bool, list, type(None))) else str(value)
         )
