@@ -108,7 +108,7 @@ def account_opportunities(user, account: Account):
 
 
 def _at_company(text: str) -> Q:
-    """Contacts whose company's name contains `text`.
+    """Contacts or opportunities whose company's name contains `text`.
 
     The matching accounts' ids go in as one array, so that PostgreSQL looks the records up by
     account (with a subquery it would rather read them all), and they are looked up in a hash
@@ -143,15 +143,19 @@ def contact_search(contacts: QuerySet[Contact], text: str) -> tuple[QuerySet[Con
     by reading every contact. Up to the cap, the page sorts those ids. Beyond it, the matches
     are dense enough that walking the list's name index with the OR finds a page after a few
     thousand rows, and the gathering has already counted them."""
-    text = text.strip()[:100]
+    return _gathered(contacts, _text_conditions(text.strip()[:100]))
+
+
+def _gathered(rows: QuerySet, conditions: list[Q]) -> tuple[QuerySet, int]:
+    """`rows` that meet any of `conditions`, and how many (COUNT_CAP + 1 for "more"): see
+    contact_search."""
     cap = pagination.COUNT_CAP
-    conditions = _text_conditions(text)
-    keys = contacts.order_by().values_list("pk", flat=True)
+    keys = rows.order_by().values_list("pk", flat=True)
     arms = [keys.filter(condition)[: cap + 1] for condition in conditions]
     ids = list(arms[0].union(*arms[1:])[: cap + 1])
     if len(ids) <= cap:
-        return contacts.filter(pk__in=ids), len(ids)
-    return contacts.filter(reduce(operator.or_, conditions)), cap + 1
+        return rows.filter(pk__in=ids), len(ids)
+    return rows.filter(reduce(operator.or_, conditions)), cap + 1
 
 
 def contacts_matching(contacts: QuerySet[Contact], text: str) -> QuerySet[Contact]:
@@ -202,12 +206,12 @@ def search(user, query: str, *, per_kind: int = 6) -> SearchResults:
         .filter(Q(name__icontains=query) | Q(domain__icontains=query) | Q(phone__icontains=query))
         .order_by("name", "id")[:per_kind]
     )
-    opportunities = list(
-        access.opportunities_for(user)
-        .select_related("account", "stage")
-        .filter(Q(name__icontains=query) | Q(account__name__icontains=query))
-        .order_by("-updated_at", "id")[:per_kind]
+    # Gathered like contacts: few matches are sorted, many are met early walking the newest.
+    opportunities, _ = _gathered(
+        access.opportunities_for(user).select_related("account", "stage"),
+        [Q(name__icontains=query), _at_company(query)],
     )
+    opportunities = list(opportunities.order_by("-updated_at", "id")[:per_kind])
     return SearchResults(query, found, accounts, opportunities)
 
 

@@ -88,6 +88,8 @@ class Opportunity(models.Model):
             models.Index(fields=["name", "id"]),
             models.Index(fields=["created_at", "id"]),
             models.Index(fields=["amount", "id"]),
+            # The shell search's newest matching deals, when there are many.
+            models.Index(fields=["-updated_at", "id"], name="opportunity_updated"),
             GinIndex(OpClass(Upper("name"), name="gin_trgm_ops"), name="opportunity_name_trgm"),
         ]
 
