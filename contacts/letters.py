@@ -1,11 +1,7 @@
 """Letters by post (mail merge): templates with merge fields, filled in for a contact, logged as a
 letter activity on the timeline and produced as a PDF.
 
-Templates are written by the tenant's users, so they are untrusted code. They run in Jinja2's
-sandbox against plain dicts of the allowed values only (never model instances, so a template
-cannot reach the ORM, settings or another tenant), and a check on the parsed template refuses
-what a letter does not need and what could tie up a worker: loops, macros, includes, function
-and method calls, and repetition or padding (`*`, `**`, `%`). Only a few text filters exist.
+Templates are untrusted code: they fill in through the shared sandbox of crm.merge_fields.
 """
 
 from datetime import date
@@ -16,12 +12,15 @@ from django.utils import formats, timezone
 from django.utils.text import slugify
 from fontpkg_noto_sans import ROOT as NOTO_SANS
 from fpdf import FPDF
-from jinja2 import StrictUndefined, TemplateError, Undefined, meta, nodes
-from jinja2.filters import do_capitalize, do_lower, do_title, do_trim, do_truncate, do_upper
-from jinja2.sandbox import SandboxedEnvironment
 
 from contacts.models import Activity, Contact, LetterTemplate
 from contacts.services import activity_log
+from crm.merge_fields import (
+    MergeFieldError,
+    merge_render,
+    merge_template_parse,
+    sandbox_environment,
+)
 from crm.tenants.models import Tenant
 from tracking.services import audit_record, audited_update
 
@@ -88,104 +87,27 @@ Kind regards,
 {{ sender.company }}
 """
 
-FORBIDDEN_NODES: dict[type[nodes.Node], str] = {
-    nodes.For: "loops",
-    nodes.Macro: "macros",
-    nodes.CallBlock: "call blocks",
-    nodes.Call: "function calls",
-    nodes.Include: "includes",
-    nodes.Import: "imports",
-    nodes.FromImport: "imports",
-    nodes.Extends: "extends",
-    nodes.Mul: "multiplication",
-    nodes.Pow: "powers",
-    nodes.Mod: "the % operator",
-}
 
-
-class LetterError(ValueError):
+class LetterError(MergeFieldError):
     """A letter cannot be written: a template that does not work, or a contact who asked not to
     receive mail. The message is meant for the user."""
 
 
-def _default(value, default_value="", boolean=True):
-    # In a letter an empty field is as missing as an unknown one, so fallbacks cover both.
-    if isinstance(value, Undefined) or (boolean and not value):
-        return default_value
-    return value
-
-
-def _environment() -> SandboxedEnvironment:
-    env = SandboxedEnvironment(
-        undefined=StrictUndefined,
-        autoescape=False,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
-    # No range(), lipsum(), cycler() and friends, and only filters that cannot blow up a string.
-    env.globals.clear()
-    env.filters = {
-        "default": _default,
-        "d": _default,
-        "upper": do_upper,
-        "lower": do_lower,
-        "title": do_title,
-        "capitalize": do_capitalize,
-        "trim": do_trim,
-        "truncate": do_truncate,
-    }
-    return env
-
-
-ENVIRONMENT = _environment()
-
-
-def _unknown_fields(tree: nodes.Template) -> list[str]:
-    unknown = [
-        name
-        for name in meta.find_undeclared_variables(tree)
-        if name not in MERGE_FIELDS and name != TODAY
-    ]
-    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
-        if not isinstance(node.node, nodes.Name) or node.node.name not in MERGE_FIELDS:
-            continue
-        if isinstance(node, nodes.Getattr):
-            field = node.attr
-        elif isinstance(node.arg, nodes.Const):
-            field = node.arg.value
-        else:
-            continue
-        if field not in MERGE_FIELDS[node.node.name]:
-            unknown.append(f"{node.node.name}.{field}")
-    return sorted(set(unknown))
+ENVIRONMENT = sandbox_environment(autoescape=False)
 
 
 def letter_render(*, source: str, context: dict) -> str:
     """Fill in a template's merge fields from `context` (plain dicts and strings only).
 
     Raises LetterError, with a message for the user, for syntax errors, unknown merge fields,
-    what the sandbox refuses and what `FORBIDDEN_NODES` lists."""
+    what the sandbox refuses and what crm.merge_fields.FORBIDDEN_NODES lists."""
     try:
-        tree = ENVIRONMENT.parse(source)
-    except TemplateError as error:
-        line = f" (line {error.lineno})" if getattr(error, "lineno", None) else ""
-        raise LetterError(f"The template has a syntax error{line}: {error.message}") from error
-    for node_type, what in FORBIDDEN_NODES.items():
-        if next(tree.find_all(node_type), None) is not None:
-            raise LetterError(f"Letters cannot use {what}; use merge fields and if-blocks.")
-    try:
-        unknown = _unknown_fields(tree)
-    except TemplateError as error:
-        raise LetterError(f"The template cannot be used: {error.message}") from error
-    if unknown:
-        raise LetterError(f"Unknown merge field: {', '.join(unknown)}.")
-    try:
-        return ENVIRONMENT.from_string(source).render(context)
-    except TemplateError as error:
-        raise LetterError(f"The template cannot be filled in: {error.message}") from error
-    except (ArithmeticError, TypeError, ValueError) as error:
-        raise LetterError(f"The template cannot be filled in: {error}") from error
+        tree = merge_template_parse(
+            ENVIRONMENT, source, fields=MERGE_FIELDS, names={TODAY}, noun="Letters"
+        )
+        return merge_render(ENVIRONMENT.from_string(tree), context)
+    except MergeFieldError as error:
+        raise LetterError(str(error), error.lineno) from error
 
 
 def letter_check(source: str) -> None:
