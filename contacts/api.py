@@ -293,6 +293,9 @@ def _external_key(record) -> str | None:
     value = record.get("external_id")
     if isinstance(value, bool) or not isinstance(value, str | int) or value == "":
         return None
+    # Not a value PostgreSQL can even compare; the record's validation reports it.
+    if "\x00" in str(value):
+        return None
     return str(value)
 
 
@@ -311,8 +314,10 @@ class UpsertMixin:
 
     @action(detail=False, methods=["put"], url_path=r"external/(?P<external_id>[^/]+)")
     def upsert(self, request, external_id: str):
-        if len(external_id) > 100:
-            raise ValidationError({"external_id": ["At most 100 characters."]})
+        if len(external_id) > 100 or "\x00" in external_id:
+            raise ValidationError(
+                {"external_id": ["At most 100 characters, and no null characters."]}
+            )
         with transaction.atomic():
             instance = self.get_queryset().filter(external_id=external_id).first()
             if instance is None and self._hidden_external_ids([external_id]):

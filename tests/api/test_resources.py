@@ -345,3 +345,16 @@ def test_an_oversized_body_is_413_as_json_and_writes_nothing(api, settings):
     assert response.status_code == 413
     assert response.json() == {"detail": "The request body is too large."}
     assert not Contact.objects.exists()
+
+
+def test_null_characters_in_external_ids_are_400_in_bulk_and_upsert(api):
+    bulk = api(
+        "post",
+        "/api/v1/contacts/bulk/",
+        {"records": [{"first_name": "A", "external_id": "x\x00y"}]},
+    )
+    upsert = api("put", "/api/v1/contacts/external/x%00y/", {"first_name": "A"})
+
+    assert bulk.status_code == 400 and bulk.json()["errors"][0]["index"] == 0
+    assert upsert.status_code == 400 and "external_id" in upsert.json()
+    assert not Contact.objects.exists()
