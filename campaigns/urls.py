@@ -1,8 +1,19 @@
 from django.urls import path
 
-from campaigns import views
+from campaigns import template_views, views
 
 app_name = "campaigns"
+
+email_template_urls = [
+    path("templates/", template_views.template_list, name="template_list"),
+    path("templates/new/", template_views.template_create, name="template_create"),
+    path("templates/<int:pk>/edit/", template_views.template_edit, name="template_edit"),
+    path("templates/<int:pk>/preview/", template_views.template_preview, name="template_preview"),
+    path("templates/<int:pk>/test/", template_views.template_send_test, name="template_send_test"),
+    path("blocks/", template_views.block_list, name="block_list"),
+    path("blocks/new/", template_views.block_create, name="block_create"),
+    path("blocks/<int:pk>/edit/", template_views.block_edit, name="block_edit"),
+]
 
 urlpatterns = [
     path("", views.campaign_list, name="list"),
@@ -10,4 +21,5 @@ urlpatterns = [
     path("<int:pk>/", views.campaign_detail, name="detail"),
     path("<int:pk>/edit/", views.campaign_edit, name="edit"),
     path("<int:pk>/members/", views.campaign_add_segment, name="add_segment"),
+    *email_template_urls,
 ]

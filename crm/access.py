@@ -34,6 +34,8 @@ RULES: dict[str, frozenset[str]] = {
     ),
     "opportunities.view": frozenset({Role.ADMIN, Role.MANAGER, Role.SALES, Role.PARTNER}),
     "campaigns.view": frozenset({Role.ADMIN, Role.MANAGER, Role.MARKETING}),
+    # Marketing e-mail templates and content blocks: write, preview, send a test.
+    "templates.manage": frozenset({Role.ADMIN, Role.MANAGER, Role.MARKETING}),
     # Letter templates for mail merge (writing a letter needs only to see the contact).
     "letters.manage": frozenset({Role.ADMIN, Role.MANAGER, Role.SALES, Role.MARKETING}),
     # Merging duplicate contacts or accounts (and undoing a merge), within the user's reach.
