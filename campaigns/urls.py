@@ -1,6 +1,6 @@
 from django.urls import path
 
-from campaigns import template_views, views
+from campaigns import segment_views, template_views, views
 
 app_name = "campaigns"
 
@@ -17,6 +17,13 @@ email_template_urls = [
 
 urlpatterns = [
     path("", views.campaign_list, name="list"),
+    path("segments/", segment_views.segment_list, name="segment_list"),
+    path("segments/new/", segment_views.segment_create, name="segment_create"),
+    path("segments/preview/", segment_views.segment_preview, name="segment_preview"),
+    path("segments/<int:pk>/", segment_views.segment_detail, name="segment_detail"),
+    path("segments/<int:pk>/edit/", segment_views.segment_edit, name="segment_edit"),
+    path("segments/<int:pk>/freeze/", segment_views.segment_freeze, name="segment_freeze"),
+    path("segments/<int:pk>/delete/", segment_views.segment_delete, name="segment_delete"),
     path("new/", views.campaign_edit, name="create"),
     path("<int:pk>/", views.campaign_detail, name="detail"),
     path("<int:pk>/edit/", views.campaign_edit, name="edit"),
