@@ -37,7 +37,8 @@ def rules_from_post(post) -> dict:
         condition = {
             "field": post.get(f"row-{n}-field"),
             "operator": operator,
-            "value": values if operator == "in" and len(values) != 1 else (values or [None])[0],
+            # "is one of" is a list even when one choice is picked.
+            "value": values if operator == "in" else (values or [None])[0],
         }
         group = post.get(f"row-{n}-group", "")
         if not group:

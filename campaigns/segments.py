@@ -239,10 +239,11 @@ def _clean_value(spec: Field, kind: str, value, where: str):
             raise ValidationError(f"{where}: enter a value of at most {MAX_TEXT} characters.")
         return text
     if kind == TEXTS:
-        parts = value.split(",") if isinstance(value, str) else value
-        if not isinstance(parts, list):
+        # "a, b" typed in one box, or already a list (whose items may hold commas too).
+        items = [value] if isinstance(value, str) else value
+        if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
             raise ValidationError(f"{where}: enter values separated by commas.")
-        texts = [_text(p) for p in parts if not (isinstance(p, str) and not p.strip())]
+        texts = [_text(p) for item in items for p in item.split(",") if p.strip()]
         if not texts or None in texts:
             raise ValidationError(
                 f"{where}: enter values separated by commas, each at most {MAX_TEXT} characters."

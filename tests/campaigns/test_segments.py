@@ -348,6 +348,21 @@ NORTH_OR_VIP = {
 }
 
 
+def test_one_of_with_a_single_choice_or_typed_values_from_the_form(book, marketer_client):
+    rows = {
+        "row-1-group": "",
+        "row-1-field": "lifecycle_stage",
+        "row-1-operator": "in",
+        "row-1-value": "purchase",
+        "row-2-group": "",
+        "row-2-field": "territory",
+        "row-2-operator": "in",
+        "row-2-value": "north, east",
+    }
+    preview = marketer_client.post("/campaigns/segments/preview/", form_data(**rows), **ALPHA)
+    assert [c.first_name for c in preview.context["sample"]] == ["dan"]
+
+
 def test_a_marketer_previews_saves_and_freezes_a_segment(book, marketer_client):
     preview = marketer_client.post(
         "/campaigns/segments/preview/", form_data(**NORTH_OR_VIP), **ALPHA
