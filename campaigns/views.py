@@ -7,6 +7,7 @@ from django.views.decorators.http import require_POST
 from campaigns import selectors, services
 from campaigns.forms import AddSegmentForm, CampaignForm
 from campaigns.models import Campaign
+from campaigns.segments import segment_contacts
 from crm.access import require
 
 PAGE_SIZE = 50
@@ -56,8 +57,6 @@ def campaign_edit(request, pk=None):
 @require_POST
 def campaign_add_segment(request, pk):
     """Target every contact of a segment (those already members stay as they are)."""
-    from campaigns.segments import segment_contacts
-
     campaign = get_object_or_404(Campaign, pk=pk)
     form = AddSegmentForm(request.POST)
     if not form.is_valid():
@@ -65,7 +64,9 @@ def campaign_add_segment(request, pk):
     else:
         segment = form.cleaned_data["segment"]
         added = services.campaign_members_add(
-            actor=request.user, campaign=campaign, contacts=segment_contacts(segment)
+            actor=request.user,
+            campaign=campaign,
+            contacts=segment_contacts(segment, user=request.user),
         )
         messages.success(request, f"{added:,} contacts of {segment} added.")
     return redirect("campaigns:detail", pk=pk)

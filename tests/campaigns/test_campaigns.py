@@ -131,3 +131,30 @@ def test_campaign_pages_are_for_marketing_roles_and_never_cross_tenants(client, 
     client.post("/login/", {"username": beta_admin.email, "password": PASSWORD}, **BETA)
     assert client.get(f"/campaigns/{campaign.pk}/", **BETA).status_code == 404
     assert client.get(f"/campaigns/{campaign.pk}/edit/", **BETA).status_code == 404
+
+
+def test_a_segment_s_contacts_become_members_from_the_campaign_page(marketer_client, marketer):
+    from campaigns.models import Segment
+    from campaigns.segments import segment_create
+
+    campaign = services.campaign_create(actor=marketer, name="Launch", kind="email")
+    for name, stage in (("Ann", "evaluation"), ("Bob", "evaluation"), ("Cid", "purchase")):
+        contact_services.contact_create(actor=marketer, first_name=name, lifecycle_stage=stage)
+    segment = segment_create(
+        actor=marketer,
+        name="Evaluating",
+        rules={
+            "op": "and",
+            "rules": [{"field": "lifecycle_stage", "operator": "eq", "value": "evaluation"}],
+        },
+    )
+
+    response = marketer_client.post(
+        f"/campaigns/{campaign.pk}/members/", {"segment": segment.pk}, **ALPHA
+    )
+    nonsense = marketer_client.post(f"/campaigns/{campaign.pk}/members/", {"segment": "x"}, **ALPHA)
+
+    assert response.status_code == nonsense.status_code == 302
+    members = CampaignMember.objects.filter(campaign=campaign)
+    assert sorted(members.values_list("contact__first_name", flat=True)) == ["Ann", "Bob"]
+    assert Segment.objects.count() == 1
