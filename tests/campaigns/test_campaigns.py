@@ -158,3 +158,11 @@ def test_a_segment_s_contacts_become_members_from_the_campaign_page(marketer_cli
     members = CampaignMember.objects.filter(campaign=campaign)
     assert sorted(members.values_list("contact__first_name", flat=True)) == ["Ann", "Bob"]
     assert Segment.objects.count() == 1
+
+
+def test_the_campaign_list_leads_to_segments_templates_and_blocks(marketer_client):
+    page = marketer_client.get("/campaigns/", **ALPHA).content.decode()
+
+    for path in ("/campaigns/segments/", "/campaigns/templates/", "/campaigns/blocks/"):
+        assert f'href="{path}"' in page
+        assert marketer_client.get(path, **ALPHA).status_code == 200
