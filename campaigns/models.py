@@ -21,6 +21,14 @@ class Campaign(models.Model):
         ACTIVE = "active", "Active"
         COMPLETED = "completed", "Completed"
 
+    class SendState(models.TextChoices):
+        DRAFT = "draft", "Not sent"
+        SCHEDULED = "scheduled", "Scheduled"
+        SENDING = "sending", "Sending"
+        PAUSED = "paused", "Paused"
+        CANCELLED = "cancelled", "Cancelled"
+        SENT = "sent", "Sent"
+
     name = models.CharField(max_length=200)
     kind = models.CharField(max_length=20, choices=Kind.choices)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PLANNED)
@@ -38,6 +46,14 @@ class Campaign(models.Model):
         related_name="campaigns",
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    # Sending (e-mail campaigns only): what goes out, to whom, and how far the send has got.
+    email_template = models.ForeignKey(
+        "EmailTemplate", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    segments = models.ManyToManyField("Segment", blank=True, related_name="campaigns")
+    send_state = models.CharField(max_length=10, choices=SendState.choices, default=SendState.DRAFT)
+    scheduled_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self):
         return self.name
@@ -167,3 +183,34 @@ class Suppression(models.Model):
 
     def __str__(self):
         return self.email
+
+
+class OutboxMessage(models.Model):
+    """One recipient of an e-mail campaign, frozen when the send starts: it moves
+    queued -> sending -> sent or failed exactly once (see campaigns.sending)."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        SENDING = "sending", "Sending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="outbox")
+    contact = models.ForeignKey("contacts.Contact", on_delete=models.CASCADE, related_name="+")
+    # The address as it was when the audience was frozen.
+    email = models.EmailField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    # <campaign.row@tenant host>: the same on every attempt, so the sink can count duplicates.
+    message_id = models.CharField(max_length=200)
+    error = models.TextField(blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "contact"], name="outbox_message_once")
+        ]
+        indexes = [models.Index(fields=["campaign", "status", "id"], name="outbox_progress")]
+
+    def __str__(self):
+        return self.message_id

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from campaigns import segment_views, template_views, views
+from campaigns import segment_views, send_views, template_views, views
 
 app_name = "campaigns"
 
@@ -28,5 +28,13 @@ urlpatterns = [
     path("<int:pk>/", views.campaign_detail, name="detail"),
     path("<int:pk>/edit/", views.campaign_edit, name="edit"),
     path("<int:pk>/members/", views.campaign_add_segment, name="add_segment"),
+    path("<int:pk>/send/", send_views.campaign_send_page, name="send"),
+    path("<int:pk>/send/audience/", send_views.campaign_send_audience, name="send_audience"),
+    path("<int:pk>/send/progress/", send_views.campaign_send_progress, name="send_progress"),
+    path(
+        "<int:pk>/send/<str:action>/",
+        send_views.campaign_send_control,
+        name="send_control",
+    ),
     *email_template_urls,
 ]

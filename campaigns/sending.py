@@ -1,0 +1,369 @@
+"""Sending an e-mail campaign: freeze the audience, then send it in chunks, each message once.
+
+The audience is frozen when the send starts, in one INSERT ... SELECT into OutboxMessage (one row
+per recipient, unique per campaign and contact), so later edits of a segment change nothing.
+`campaign_dispatch` (a task) cuts the queued rows into ranges of ids and queues one chunk task per
+range; a chunk claims its rows with a conditional UPDATE (queued -> sending), so a chunk task run
+twice (a retry, or Redis redelivering it after the visibility timeout) claims nothing twice. Each
+row becomes `sent` right after the SMTP server accepted it, or `failed` with the server's answer.
+
+What cannot be known here: a worker killed while a row is `sending` may or may not have handed
+that message to the server. `outbox_sweep` (beat) marks such rows `failed` ("unknown: worker
+stopped") after STALE_AFTER rather than sending them again: a recipient may miss the message,
+but nobody gets it twice.
+"""
+
+import smtplib
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.mail import get_connection
+from django.db import connection, transaction
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+from campaigns.models import Campaign, CampaignMember, OutboxMessage, Suppression
+from campaigns.segments import segment_contacts
+from campaigns.services import campaign_members_add, campaign_update
+from campaigns.templating import (
+    contact_segment_names,
+    email_context,
+    email_message,
+    email_template_compile,
+)
+from campaigns.unsubscribe import UnsubscribeLinks, message_headers
+from contacts.models import Contact
+from crm.merge_fields import MergeFieldError
+from crm.tenants.models import Tenant
+from tracking.services import audit_record
+
+CHUNK_SIZE = 200
+# A row left `sending` this long belongs to a worker that stopped (a chunk takes seconds).
+STALE_AFTER = timedelta(minutes=30)
+UNKNOWN = "unknown: worker stopped"
+State = Campaign.SendState
+Row = OutboxMessage.Status
+
+
+def audience(*, campaign: Campaign, segments, user=None) -> QuerySet[Contact]:
+    """The contacts a send would reach: on any of the segments (within the user's reach), with
+    an address, not marked do-not-e-mail, and not suppressed."""
+    on_segments = Q(pk__in=[])
+    for segment in segments:
+        on_segments |= Q(pk__in=segment_contacts(segment, user=user).order_by().values("pk"))
+    suppression = Suppression.objects.annotate(address=Lower("email")).filter(
+        address=Lower(OuterRef("email"))
+    )
+    return (
+        Contact.objects.filter(on_segments)
+        .exclude(email="")
+        .filter(do_not_email=False)
+        .exclude(Exists(suppression))
+    )
+
+
+def _host() -> str:
+    tenant = Tenant.objects.only("slug").get(schema_name=connection.schema_name)
+    return f"{tenant.slug}.{settings.CRM_BASE_DOMAIN}"
+
+
+def audience_freeze(*, campaign: Campaign, contacts: QuerySet[Contact]) -> int:
+    """Write one queued OutboxMessage per contact in one statement; returns how many."""
+    table = OutboxMessage._meta.db_table
+    chosen, params = contacts.order_by().values("pk", "email").query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            INSERT INTO {table} (id, campaign_id, contact_id, email, status, message_id, error)
+            SELECT row.id, %s, row.contact_id, row.email, %s,
+                   '<' || %s || '.' || row.id || '@' || %s || '>', ''
+            FROM (
+                SELECT nextval(pg_get_serial_sequence('{table}', 'id')) AS id,
+                       chosen.contact_id, chosen.email
+                FROM ({chosen}) AS chosen (contact_id, email)
+            ) AS row
+            ON CONFLICT (campaign_id, contact_id) DO NOTHING
+            """,
+            [campaign.pk, Row.QUEUED, campaign.pk, _host(), *params],
+        )
+        return cursor.rowcount
+
+
+@transaction.atomic
+def campaign_send(*, actor, campaign: Campaign, at: datetime | None = None) -> int:
+    """Send an e-mail campaign to its segments now, or at `at`: freezes the audience, makes them
+    members (targeted), and queues the dispatch once the transaction commits. Raises
+    ValidationError for a campaign that cannot be sent. Returns the number of recipients."""
+    from campaigns.tasks import campaign_dispatch
+
+    campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
+    errors = {}
+    if campaign.kind != Campaign.Kind.EMAIL:
+        errors["kind"] = "Only e-mail campaigns are sent."
+    if campaign.send_state != State.DRAFT:
+        errors["send_state"] = f"This campaign is already {campaign.get_send_state_display()}."
+    if campaign.email_template_id is None:
+        errors["email_template"] = "Choose an e-mail template."
+    else:
+        try:
+            email_template_compile(campaign.email_template)
+        except ValidationError as error:
+            errors["email_template"] = f"The template does not compile: {error.messages[0]}"
+    segments = list(campaign.segments.all())
+    if not segments:
+        errors["segments"] = "Choose at least one segment."
+    now = timezone.now()
+    if at is not None and at <= now:
+        at = None
+    if errors:
+        raise ValidationError(errors)
+
+    count = audience_freeze(
+        campaign=campaign, contacts=audience(campaign=campaign, segments=segments, user=actor)
+    )
+    campaign_members_add(
+        actor=actor,
+        campaign=campaign,
+        contacts=Contact.objects.filter(
+            pk__in=OutboxMessage.objects.filter(campaign=campaign).values("contact_id")
+        ),
+    )
+    campaign.send_state = State.SCHEDULED if at else State.SENDING
+    campaign.scheduled_at = at
+    campaign.save(update_fields=["send_state", "scheduled_at"])
+    audit_record(instance=campaign, action="sent" if at is None else "scheduled", actor=actor)
+    transaction.on_commit(lambda: campaign_dispatch.apply_async((campaign.pk,), eta=at))
+    return count
+
+
+def _move(*, actor, campaign: Campaign, frm: tuple, to: str, action: str) -> bool:
+    moved = Campaign.objects.filter(pk=campaign.pk, send_state__in=frm).update(send_state=to)
+    if moved:
+        campaign.send_state = to
+        audit_record(instance=campaign, action=action, actor=actor)
+    return bool(moved)
+
+
+@transaction.atomic
+def campaign_pause(*, actor, campaign: Campaign) -> bool:
+    """Stop sending: chunks not yet started return at once (a chunk under way finishes)."""
+    return _move(
+        actor=actor, campaign=campaign, frm=(State.SENDING,), to=State.PAUSED, action="paused"
+    )
+
+
+@transaction.atomic
+def campaign_resume(*, actor, campaign: Campaign) -> bool:
+    """Go on with a paused send: the rows still queued are dispatched again."""
+    from campaigns.tasks import campaign_dispatch
+
+    resumed = _move(
+        actor=actor, campaign=campaign, frm=(State.PAUSED,), to=State.SENDING, action="resumed"
+    )
+    if resumed:
+        transaction.on_commit(lambda: campaign_dispatch.delay(campaign.pk))
+    return resumed
+
+
+@transaction.atomic
+def campaign_cancel(*, actor, campaign: Campaign) -> bool:
+    """Stop for good; what was sent stays sent, the queued rows are never sent."""
+    return _move(
+        actor=actor,
+        campaign=campaign,
+        frm=(State.SCHEDULED, State.SENDING, State.PAUSED),
+        to=State.CANCELLED,
+        action="cancelled",
+    )
+
+
+def dispatch_ranges(*, campaign_id: int, size: int = CHUNK_SIZE):
+    """(first id, last id) of each run of `size` queued rows, streamed by key."""
+    ids = (
+        OutboxMessage.objects.filter(campaign_id=campaign_id, status=Row.QUEUED)
+        .order_by("id")
+        .values_list("id", flat=True)
+        .iterator(chunk_size=size * 10)
+    )
+    first = last = None
+    n = 0
+    for row_id in ids:
+        first = row_id if first is None else first
+        last, n = row_id, n + 1
+        if n == size:
+            yield first, last
+            first, n = None, 0
+    if first is not None:
+        yield first, last
+
+
+def campaign_start(*, campaign_id: int) -> bool:
+    """A scheduled campaign whose time has come starts sending (a conditional UPDATE, so the
+    ETA task and the beat check cannot both start it); True if it is sending now."""
+    Campaign.objects.filter(
+        pk=campaign_id, send_state=State.SCHEDULED, scheduled_at__lte=timezone.now()
+    ).update(send_state=State.SENDING)
+    return Campaign.objects.filter(pk=campaign_id, send_state=State.SENDING).exists()
+
+
+def campaign_finish(*, campaign_id: int) -> bool:
+    """Mark a sending campaign sent once no row is queued or sending."""
+    pending = OutboxMessage.objects.filter(
+        campaign_id=OuterRef("pk"), status__in=(Row.QUEUED, Row.SENDING)
+    )
+    return bool(
+        Campaign.objects.filter(pk=campaign_id, send_state=State.SENDING)
+        .exclude(Exists(pending))
+        .update(send_state=State.SENT, sent_at=timezone.now())
+    )
+
+
+def _claim(*, campaign_id: int, first_id: int, last_id: int) -> list[tuple]:
+    table = OutboxMessage._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            UPDATE {table} SET status = %s, claimed_at = now()
+            WHERE campaign_id = %s AND id BETWEEN %s AND %s AND status = %s
+            RETURNING id, contact_id, email, message_id
+            """,
+            [Row.SENDING, campaign_id, first_id, last_id, Row.QUEUED],
+        )
+        return sorted(cursor.fetchall())
+
+
+def _mark(row_id: int, status: str, error: str = "") -> None:
+    OutboxMessage.objects.filter(pk=row_id, status=Row.SENDING).update(
+        status=status, error=error[:1000], sent_at=timezone.now() if status == Row.SENT else None
+    )
+
+
+def _refusal(error: smtplib.SMTPException) -> str:
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        return "; ".join(
+            f"{code} {reply.decode(errors='replace')}" for code, reply in error.recipients.values()
+        )
+    return f"{error.smtp_code} {error.smtp_error.decode(errors='replace')}"
+
+
+def chunk_send(*, campaign_id: int, first_id: int, last_id: int) -> int:
+    """Send the queued rows of one id range over one SMTP connection; returns how many were
+    sent. A refused message fails alone. On any other error (the connection dropped) the
+    rows not yet tried go back to queued and the error is raised (the task retries); the one
+    in flight stays `sending` for the sweeper."""
+    campaign = (
+        Campaign.objects.select_related("email_template")
+        .filter(pk=campaign_id, send_state=State.SENDING)
+        .first()
+    )
+    if campaign is None or campaign.email_template is None:
+        return 0
+    rows = _claim(campaign_id=campaign_id, first_id=first_id, last_id=last_id)
+    if not rows:
+        campaign_finish(campaign_id=campaign_id)
+        return 0
+    compiled = email_template_compile(campaign.email_template)
+    links = UnsubscribeLinks()
+    contact_ids = [contact_id for _, contact_id, _, _ in rows]
+    contacts = Contact.objects.select_related("account").in_bulk(contact_ids)
+    segments = contact_segment_names(contact_ids)
+    sent: list[int] = []
+    untried = [row_id for row_id, _, _, _ in rows]
+    smtp = get_connection(fail_silently=False)
+    try:
+        smtp.open()
+        for row_id, contact_id, email, message_id in rows:
+            untried.remove(row_id)
+            contact = contacts.get(contact_id)
+            if contact is None:
+                _mark(row_id, Row.FAILED, "The contact was deleted.")
+                continue
+            url = links.url(contact_id=contact_id, email=email)
+            try:
+                rendered = compiled.render(
+                    email_context(
+                        contact, segments=segments.get(contact_id, ()), unsubscribe_url=url
+                    )
+                )
+            except MergeFieldError as error:
+                _mark(row_id, Row.FAILED, f"The template failed: {error}")
+                continue
+            message = email_message(
+                rendered, to=email, headers={**message_headers(url=url), "Message-ID": message_id}
+            )
+            message.connection = smtp
+            try:
+                message.send()
+            except (smtplib.SMTPRecipientsRefused, smtplib.SMTPResponseException) as error:
+                # The server answered with a refusal: this message is not delivered, the
+                # connection is still good for the next.
+                _mark(row_id, Row.FAILED, _refusal(error))
+                continue
+            _mark(row_id, Row.SENT)
+            sent.append(contact_id)
+    except BaseException:
+        OutboxMessage.objects.filter(pk__in=untried, status=Row.SENDING).update(
+            status=Row.QUEUED, claimed_at=None
+        )
+        raise
+    finally:
+        smtp.close()
+        CampaignMember.objects.filter(
+            campaign_id=campaign_id, contact_id__in=sent, status=CampaignMember.Status.TARGETED
+        ).update(status=CampaignMember.Status.SENT, updated_at=timezone.now())
+    campaign_finish(campaign_id=campaign_id)
+    return len(sent)
+
+
+def outbox_sweep(*, now: datetime | None = None) -> int:
+    """Decide rows left `sending` by a stopped worker: failed, never resent (see the module
+    docstring), and start scheduled campaigns whose time has come (in case their ETA task was
+    lost). Returns how many rows it failed."""
+    now = now or timezone.now()
+    stale = OutboxMessage.objects.filter(status=Row.SENDING, claimed_at__lt=now - STALE_AFTER)
+    campaigns = set(stale.values_list("campaign_id", flat=True).distinct())
+    failed = stale.update(status=Row.FAILED, error=UNKNOWN)
+    for campaign_id in campaigns:
+        campaign_finish(campaign_id=campaign_id)
+    return failed
+
+
+def due_campaigns(*, now: datetime | None = None) -> list[int]:
+    return list(
+        Campaign.objects.filter(
+            send_state=State.SCHEDULED, scheduled_at__lte=now or timezone.now()
+        ).values_list("pk", flat=True)
+    )
+
+
+def send_progress(campaign: Campaign) -> dict:
+    """Counts of the campaign's outbox rows by status, and the share done, in one query."""
+    counts = dict.fromkeys(Row.values, 0)
+    counts.update(
+        OutboxMessage.objects.filter(campaign=campaign)
+        .values_list("status")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    total = sum(counts.values())
+    done = counts[Row.SENT] + counts[Row.FAILED]
+    return {
+        "counts": counts,
+        "total": total,
+        "done": done,
+        "percent": round(100 * done / total) if total else 0,
+    }
+
+
+@transaction.atomic
+def campaign_send_with(
+    *, actor, campaign: Campaign, email_template, segments, at: datetime | None = None
+) -> int:
+    """Choose the template and segments and send (see campaign_send); a refusal changes
+    nothing."""
+    if campaign.email_template_id != getattr(email_template, "pk", None):
+        campaign_update(actor=actor, campaign=campaign, email_template=email_template)
+    campaign.segments.set(segments)
+    return campaign_send(actor=actor, campaign=campaign, at=at)

@@ -1,0 +1,302 @@
+"""Sending an e-mail campaign: the frozen audience, each message exactly once, refusals, pause,
+resume and cancel, through a real SMTP server and (once) the real Celery worker."""
+
+import threading
+from email import message_from_bytes
+
+import pytest
+from aiosmtpd.controller import Controller
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django_tenants.utils import schema_context
+
+from campaigns import sending
+from campaigns.models import Campaign, CampaignMember, OutboxMessage, Suppression
+from campaigns.segments import segment_create
+from campaigns.services import campaign_create
+from campaigns.templating import email_template_create
+from contacts.services import contact_create
+from crm.embedded import free_port
+from crm.users.models import Role, User
+from crm.users.services import user_create
+from tests.conftest import PASSWORD, body_of
+
+ALPHA = {"HTTP_HOST": "alpha.localhost"}
+BETA = {"HTTP_HOST": "beta.localhost"}
+REFUSED = "refused@example.test"
+EVALUATING = {
+    "op": "and",
+    "rules": [{"field": "lifecycle_stage", "operator": "eq", "value": "evaluation"}],
+}
+
+
+class _Sink:
+    """An SMTP server that refuses one recipient with 550 and keeps the rest."""
+
+    def __init__(self):
+        self.messages = []
+        self.lock = threading.Lock()
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address == REFUSED:
+            return "550 5.1.1 No such user here"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        with self.lock:
+            self.messages.append(message_from_bytes(envelope.original_content))
+        return "250 OK"
+
+    def ids(self):
+        return [m["Message-ID"] for m in self.messages]
+
+
+@pytest.fixture
+def sink(settings):
+    handler = _Sink()
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_USE_TLS = (
+        "127.0.0.1",
+        controller.port,
+        False,
+    )
+    yield handler
+    controller.stop()
+
+
+def _setup(admin, n=5):
+    """An e-mail campaign with a template and a segment of n evaluating contacts."""
+    template = email_template_create(
+        actor=admin,
+        name="Launch mail",
+        subject="Hello {{ contact.first_name }}",
+        html_body="<html><body><p>Hi {{ contact.first_name }}!</p></body></html>",
+    )
+    segment = segment_create(actor=admin, name="Evaluating", rules=EVALUATING)
+    for i in range(n):
+        contact_create(
+            actor=admin,
+            first_name=f"P{i}",
+            email=f"p{i}@example.test",
+            lifecycle_stage="evaluation",
+        )
+    campaign = campaign_create(actor=admin, name="Launch", kind="email", email_template=template)
+    campaign.segments.add(segment)
+    return campaign
+
+
+@pytest.fixture
+def admin(in_alpha):
+    return User.objects.get(email="admin@alpha.test")
+
+
+def _send_all(campaign):
+    for first, last in sending.dispatch_ranges(campaign_id=campaign.pk, size=2):
+        sending.chunk_send(campaign_id=campaign.pk, first_id=first, last_id=last)
+
+
+@pytest.mark.django_db
+def test_the_audience_is_frozen_in_one_statement_without_suppressed_or_unreachable(admin):
+    campaign = _setup(admin, n=3)
+    for name, fields in {
+        "Sup": {"email": "Sup@Example.test"},
+        "Dne": {"email": "dne@example.test", "do_not_email": True},
+        "Nomail": {"email": ""},
+        "Other": {"email": "other@example.test", "lifecycle_stage": "purchase"},
+    }.items():
+        contact_create(actor=admin, first_name=name, **{"lifecycle_stage": "evaluation", **fields})
+    Suppression.objects.create(email="sup@example.TEST", reason="manual")
+
+    with CaptureQueriesContext(connection) as queries:
+        count = sending.campaign_send(actor=admin, campaign=campaign)
+
+    table = OutboxMessage._meta.db_table
+    inserts = [q for q in queries if q["sql"].lstrip().startswith(f"INSERT INTO {table}")]
+    assert len(inserts) == 1
+    assert count == 3
+    rows = OutboxMessage.objects.filter(campaign=campaign)
+    assert sorted(rows.values_list("email", flat=True)) == [
+        "p0@example.test",
+        "p1@example.test",
+        "p2@example.test",
+    ]
+    assert all(r.message_id == f"<{campaign.pk}.{r.pk}@alpha.localhost>" for r in rows)
+    assert CampaignMember.objects.filter(campaign=campaign, status="targeted").count() == 3
+    campaign.refresh_from_db()
+    assert campaign.send_state == "sending"
+
+
+@pytest.mark.django_db
+def test_a_campaign_without_template_or_segment_is_refused(admin):
+    campaign = campaign_create(actor=admin, name="Bare", kind="email")
+    from django.core.exceptions import ValidationError
+
+    with pytest.raises(ValidationError) as error:
+        sending.campaign_send(actor=admin, campaign=campaign)
+    assert set(error.value.message_dict) == {"email_template", "segments"}
+    assert not OutboxMessage.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_refused_recipient_fails_with_the_reason_and_the_rest_are_sent_once(admin, sink):
+    campaign = _setup(admin, n=4)
+    contact_create(actor=admin, first_name="Ref", email=REFUSED, lifecycle_stage="evaluation")
+    sending.campaign_send(actor=admin, campaign=campaign)
+
+    _send_all(campaign)
+    _send_all(campaign)
+    for row in OutboxMessage.objects.filter(campaign=campaign):
+        sending.chunk_send(campaign_id=campaign.pk, first_id=row.pk, last_id=row.pk)
+
+    refused = OutboxMessage.objects.get(email=REFUSED)
+    assert refused.status == "failed" and "550" in refused.error
+    assert OutboxMessage.objects.filter(status="sent").count() == 4
+    assert sorted(sink.ids()) == sorted(
+        OutboxMessage.objects.filter(status="sent").values_list("message_id", flat=True)
+    )
+    assert CampaignMember.objects.filter(campaign=campaign, status="sent").count() == 4
+    campaign.refresh_from_db()
+    assert campaign.send_state == "sent" and campaign.sent_at
+
+
+@pytest.mark.django_db
+def test_pause_stops_further_chunks_resume_finishes_and_cancel_stops(admin, sink):
+    campaign = _setup(admin, n=4)
+    sending.campaign_send(actor=admin, campaign=campaign)
+    ranges = list(sending.dispatch_ranges(campaign_id=campaign.pk, size=2))
+
+    sending.chunk_send(campaign_id=campaign.pk, first_id=ranges[0][0], last_id=ranges[0][1])
+    assert sending.campaign_pause(actor=admin, campaign=campaign)
+    assert (
+        sending.chunk_send(campaign_id=campaign.pk, first_id=ranges[1][0], last_id=ranges[1][1])
+        == 0
+    )
+    assert len(sink.messages) == 2
+
+    assert sending.campaign_resume(actor=admin, campaign=campaign)
+    _send_all(campaign)
+    assert len(set(sink.ids())) == len(sink.messages) == 4
+    assert Campaign.objects.get(pk=campaign.pk).send_state == "sent"
+
+    other = campaign_create(
+        actor=admin, name="Other", kind="email", email_template=campaign.email_template
+    )
+    other.segments.set(campaign.segments.all())
+    sending.campaign_send(actor=admin, campaign=other)
+    assert sending.campaign_cancel(actor=admin, campaign=other)
+    _send_all(other)
+    assert len(sink.messages) == 4
+    assert not sending.campaign_resume(actor=admin, campaign=other)
+
+
+@pytest.mark.django_db
+def test_the_sweeper_fails_rows_a_stopped_worker_left_sending_and_never_resends(admin, sink):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    campaign = _setup(admin, n=2)
+    sending.campaign_send(actor=admin, campaign=campaign)
+    OutboxMessage.objects.filter(campaign=campaign).update(
+        status="sending", claimed_at=timezone.now() - timedelta(hours=1)
+    )
+
+    assert sending.outbox_sweep() == 2
+    _send_all(campaign)
+
+    assert set(OutboxMessage.objects.values_list("status", "error")) == {
+        ("failed", sending.UNKNOWN)
+    }
+    assert sink.messages == []
+    assert Campaign.objects.get(pk=campaign.pk).send_state == "sent"
+
+
+def test_a_send_through_the_worker_delivers_one_personal_message_to_each_recipient(
+    committed_tenant, celery_worker, mailbox
+):
+    tenant = committed_tenant("send")
+    with schema_context(tenant.schema_name):
+        admin = User.objects.get()
+        campaign = _setup(admin, n=20)
+        campaign.email_template.html_body = (
+            "<html><body><p>Hi {{ contact.first_name }} &amp; "
+            "{{ contact.last_name }}</p></body></html>"
+        )
+        campaign.email_template.save()
+        contact_create(
+            actor=admin,
+            first_name="<b>Eve</b>",
+            email="eve@example.test",
+            lifecycle_stage="evaluation",
+        )
+        sending.campaign_send(actor=admin, campaign=campaign)
+        ids = set(OutboxMessage.objects.values_list("message_id", flat=True))
+    connection.set_schema_to_public()
+
+    eve = mailbox.wait_for("eve@example.test", timeout=30)
+    for i in range(20):
+        mailbox.wait_for(f"p{i}@example.test", timeout=30)
+    mine = [m for m in mailbox.messages if m["Message-ID"] in ids]
+    assert len(mine) == len({m["Message-ID"] for m in mine}) == 21
+    assert all(f"://{tenant.slug}." in m["List-Unsubscribe"] for m in mine), mine[0][
+        "List-Unsubscribe"
+    ]
+    assert all(m["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click" for m in mine)
+    assert "Hi P3" in body_of(mailbox.to("p3@example.test")[0])
+    assert "<b>Eve</b>" in eve["Subject"]
+    html = eve.get_payload(1).get_payload(decode=True).decode()
+    assert "&lt;b&gt;Eve&lt;/b&gt;" in html and "<b>Eve</b>" not in html
+    with schema_context(tenant.schema_name):
+        for _ in range(100):
+            if Campaign.objects.get(pk=campaign.pk).send_state == "sent":
+                break
+            threading.Event().wait(0.1)
+        assert Campaign.objects.get(pk=campaign.pk).send_state == "sent"
+        assert set(OutboxMessage.objects.values_list("status", flat=True)) == {"sent"}
+    connection.set_schema_to_public()
+
+
+@pytest.mark.django_db
+def test_send_pages_are_for_marketing_roles_and_never_cross_tenants(client, admin, beta, sink):
+    campaign = _setup(admin, n=3)
+    sales = user_create(email="s@alpha.test", password=PASSWORD, full_name="S", role=Role.SALES)
+    client.post("/login/", {"username": sales.email, "password": PASSWORD}, **ALPHA)
+    assert client.get(f"/campaigns/{campaign.pk}/send/", **ALPHA).status_code == 403
+    assert client.post(f"/campaigns/{campaign.pk}/send/pause/", **ALPHA).status_code == 403
+    client.post("/logout/", **ALPHA)
+
+    client.post("/login/", {"username": admin.email, "password": PASSWORD}, **ALPHA)
+    page = client.get(f"/campaigns/{campaign.pk}/send/", **ALPHA)
+    assert page.status_code == 200 and page.context["audience"] == 3
+    assert (
+        b'href="/campaigns/%d/send/"' % campaign.pk
+        in client.get(f"/campaigns/{campaign.pk}/", **ALPHA).content
+    )
+    bad = client.post(f"/campaigns/{campaign.pk}/send/", {"when": "later"}, **ALPHA)
+    assert bad.status_code == 200 and bad.context["form"].errors
+    assert not OutboxMessage.objects.exists()
+    done = client.post(
+        f"/campaigns/{campaign.pk}/send/",
+        {
+            "email_template": campaign.email_template_id,
+            "segments": list(campaign.segments.values_list("pk", flat=True)),
+            "when": "now",
+        },
+        **ALPHA,
+    )
+    assert done.status_code == 302
+    assert OutboxMessage.objects.filter(campaign=campaign).count() == 3
+    progress = client.get(f"/campaigns/{campaign.pk}/send/progress/", **ALPHA)
+    assert b'hx-trigger="every 1s"' in progress.content
+    assert client.post(f"/campaigns/{campaign.pk}/send/pause/", **ALPHA).status_code == 302
+    assert Campaign.objects.get(pk=campaign.pk).send_state == "paused"
+
+    with schema_context(beta.schema_name):
+        beta_admin = User.objects.get(email="admin@beta.test")
+    client.post("/logout/", **ALPHA)
+    client.post("/login/", {"username": beta_admin.email, "password": PASSWORD}, **BETA)
+    assert client.get(f"/campaigns/{campaign.pk}/send/", **BETA).status_code == 404
+    assert client.post(f"/campaigns/{campaign.pk}/send/resume/", **BETA).status_code == 404
