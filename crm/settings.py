@@ -213,6 +213,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60.0,
         "args": ["integrations.tasks.webhook_deliveries_sweep"],
     },
+    # Scheduled campaigns whose ETA task was lost, and outbox rows a stopped worker left sending.
+    "campaigns-sweep": {
+        "task": "crm.tenants.tasks.for_each_tenant",
+        "schedule": 60.0,
+        "args": ["campaigns.tasks.campaigns_sweep"],
+    },
 }
 
 # Outbound webhooks: attempts before a delivery goes to the dead-letter list, and whether

@@ -24,6 +24,7 @@ from tests.conftest import PASSWORD, body_of
 ALPHA = {"HTTP_HOST": "alpha.localhost"}
 BETA = {"HTTP_HOST": "beta.localhost"}
 REFUSED = "refused@example.test"
+DROPPED = "dropped@example.test"
 EVALUATING = {
     "op": "and",
     "rules": [{"field": "lifecycle_stage", "operator": "eq", "value": "evaluation"}],
@@ -31,7 +32,8 @@ EVALUATING = {
 
 
 class _Sink:
-    """An SMTP server that refuses one recipient with 550 and keeps the rest."""
+    """An SMTP server that refuses one recipient with 550, drops the connection on another's
+    message, and keeps the rest."""
 
     def __init__(self):
         self.messages = []
@@ -44,6 +46,10 @@ class _Sink:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        if DROPPED in envelope.rcpt_tos:
+            # The connection breaks while the message is being handed over.
+            server.transport.close()
+            return "421 Going away"
         with self.lock:
             self.messages.append(message_from_bytes(envelope.original_content))
         return "250 OK"
@@ -190,6 +196,56 @@ def test_pause_stops_further_chunks_resume_finishes_and_cancel_stops(admin, sink
     _send_all(other)
     assert len(sink.messages) == 4
     assert not sending.campaign_resume(actor=admin, campaign=other)
+
+
+@pytest.mark.django_db
+def test_a_dropped_connection_puts_the_untried_rows_back_and_leaves_the_one_in_flight(admin, sink):
+    import smtplib
+
+    campaign = _setup(admin, n=0)
+    for i, email in enumerate(["a@example.test", DROPPED, "b@example.test", "c@example.test"]):
+        contact_create(actor=admin, first_name=f"D{i}", email=email, lifecycle_stage="evaluation")
+    sending.campaign_send(actor=admin, campaign=campaign)
+    [(first, last)] = sending.dispatch_ranges(campaign_id=campaign.pk)
+
+    with pytest.raises(smtplib.SMTPException):
+        sending.chunk_send(campaign_id=campaign.pk, first_id=first, last_id=last)
+
+    statuses = dict(OutboxMessage.objects.values_list("email", "status"))
+    assert statuses == {
+        "a@example.test": "sent",
+        DROPPED: "sending",
+        "b@example.test": "queued",
+        "c@example.test": "queued",
+    }
+    assert sending.chunk_send(campaign_id=campaign.pk, first_id=first, last_id=last) == 2
+    assert [m["To"] for m in sink.messages] == [
+        "a@example.test",
+        "b@example.test",
+        "c@example.test",
+    ]
+    assert Campaign.objects.get(pk=campaign.pk).send_state == "sending"
+
+
+@pytest.mark.django_db
+def test_a_scheduled_campaign_starts_when_due_and_only_once(admin, sink):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    campaign = _setup(admin, n=2)
+    at = timezone.now() + timedelta(hours=2)
+    sending.campaign_send(actor=admin, campaign=campaign, at=at)
+    campaign.refresh_from_db()
+    assert (campaign.send_state, campaign.scheduled_at) == ("scheduled", at)
+
+    assert not sending.campaign_start(campaign_id=campaign.pk)
+    assert sending.due_campaigns() == []
+    assert sending.due_campaigns(now=at) == [campaign.pk]
+    Campaign.objects.filter(pk=campaign.pk).update(scheduled_at=timezone.now())
+    assert sending.campaign_start(campaign_id=campaign.pk)
+    assert Campaign.objects.get(pk=campaign.pk).send_state == "sending"
+    assert sending.due_campaigns() == []
 
 
 @pytest.mark.django_db
