@@ -90,6 +90,8 @@ TENANT_LIMIT_SET_CALLS = True
 CRM_SPARE_SCHEMAS = env.int("CRM_SPARE_SCHEMAS", default=2)
 
 MIDDLEWARE = [
+    # Server-Timing on every answer (crm.timing); first, so it times all the others too.
+    "crm.timing.ServerTimingMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "crm.tenants.middleware.TenantMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
