@@ -44,10 +44,8 @@ class SendForm(forms.Form):
         return data
 
 
-def _audience_size(campaign, segments, user) -> int:
-    if not segments:
-        return 0
-    return sending.audience(campaign=campaign, segments=segments, user=user).count()
+def _audience_size(segments, user) -> int:
+    return sending.audience(segments=segments, user=user).count() if segments else 0
 
 
 @login_required
@@ -89,7 +87,7 @@ def campaign_send_page(request, pk):
         {
             "campaign": campaign,
             "form": form,
-            "audience": _audience_size(campaign, chosen or [], request.user),
+            "audience": _audience_size(chosen or [], request.user),
         },
     )
 
@@ -98,14 +96,14 @@ def campaign_send_page(request, pk):
 @require("campaigns.view")
 def campaign_send_audience(request, pk):
     """htmx: how many would receive it with the segments ticked in the form."""
-    campaign = get_object_or_404(Campaign, pk=pk)
+    get_object_or_404(Campaign, pk=pk)
     segments = Segment.objects.filter(
         pk__in=[v for v in request.GET.getlist("segments") if v.isdigit()]
     )
     return render(
         request,
         "campaigns/send/_audience.html",
-        {"audience": _audience_size(campaign, list(segments), request.user)},
+        {"audience": _audience_size(list(segments), request.user)},
     )
 
 

@@ -7,6 +7,10 @@ range; a chunk claims its rows with a conditional UPDATE (queued -> sending), so
 twice (a retry, or Redis redelivering it after the visibility timeout) claims nothing twice. Each
 row becomes `sent` right after the SMTP server accepted it, or `failed` with the server's answer.
 
+A scheduled send is queued with an ETA; Redis redelivers a late-acknowledged task held past its
+visibility timeout, so `campaign_start` is a conditional UPDATE (a second delivery starts
+nothing), and the beat sweep starts due campaigns whose ETA task was lost.
+
 What cannot be known here: a worker killed while a row is `sending` may or may not have handed
 that message to the server. `outbox_sweep` (beat) marks such rows `failed` ("unknown: worker
 stopped") after STALE_AFTER rather than sending them again: a recipient may miss the message,
@@ -47,7 +51,7 @@ State = Campaign.SendState
 Row = OutboxMessage.Status
 
 
-def audience(*, campaign: Campaign, segments, user=None) -> QuerySet[Contact]:
+def audience(*, segments, user=None) -> QuerySet[Contact]:
     """The contacts a send would reach: on any of the segments (within the user's reach), with
     an address, not marked do-not-e-mail, and not suppressed."""
     on_segments = Q(pk__in=[])
@@ -114,15 +118,12 @@ def campaign_send(*, actor, campaign: Campaign, at: datetime | None = None) -> i
     segments = list(campaign.segments.all())
     if not segments:
         errors["segments"] = "Choose at least one segment."
-    now = timezone.now()
-    if at is not None and at <= now:
+    if at is not None and at <= timezone.now():
         at = None
     if errors:
         raise ValidationError(errors)
 
-    count = audience_freeze(
-        campaign=campaign, contacts=audience(campaign=campaign, segments=segments, user=actor)
-    )
+    count = audience_freeze(campaign=campaign, contacts=audience(segments=segments, user=actor))
     campaign_members_add(
         actor=actor,
         campaign=campaign,

@@ -331,6 +331,11 @@ def test_send_pages_are_for_marketing_roles_and_never_cross_tenants(client, admi
         b'href="/campaigns/%d/send/"' % campaign.pk
         in client.get(f"/campaigns/{campaign.pk}/", **ALPHA).content
     )
+    segment_ids = list(campaign.segments.values_list("pk", flat=True))
+    counted = client.get(
+        f"/campaigns/{campaign.pk}/send/audience/", {"segments": [*segment_ids, "x"]}, **ALPHA
+    )
+    assert counted.context["audience"] == 3
     bad = client.post(f"/campaigns/{campaign.pk}/send/", {"when": "later"}, **ALPHA)
     assert bad.status_code == 200 and bad.context["form"].errors
     assert not OutboxMessage.objects.exists()
@@ -356,3 +361,5 @@ def test_send_pages_are_for_marketing_roles_and_never_cross_tenants(client, admi
     client.post("/login/", {"username": beta_admin.email, "password": PASSWORD}, **BETA)
     assert client.get(f"/campaigns/{campaign.pk}/send/", **BETA).status_code == 404
     assert client.post(f"/campaigns/{campaign.pk}/send/resume/", **BETA).status_code == 404
+    assert client.get(f"/campaigns/{campaign.pk}/send/audience/", **BETA).status_code == 404
+    assert client.get(f"/campaigns/{campaign.pk}/send/progress/", **BETA).status_code == 404
