@@ -294,6 +294,11 @@ def chunk_send(*, campaign_id: int, first_id: int, last_id: int) -> int:
             message = email_message(
                 rendered, to=email, headers={**message_headers(url=url), "Message-ID": message_id}
             )
+            if smtp.connection.sock is None:
+                # The server closed the connection after refusing the last one (421): this
+                # message has not been handed over yet, so open a new one.
+                smtp.close()
+                smtp.open()
             message.connection = smtp
             try:
                 message.send()

@@ -25,6 +25,7 @@ ALPHA = {"HTTP_HOST": "alpha.localhost"}
 BETA = {"HTTP_HOST": "beta.localhost"}
 REFUSED = "refused@example.test"
 DROPPED = "dropped@example.test"
+GOING_AWAY = "busy@example.test"
 EVALUATING = {
     "op": "and",
     "rules": [{"field": "lifecycle_stage", "operator": "eq", "value": "evaluation"}],
@@ -42,6 +43,8 @@ class _Sink:
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if address == REFUSED:
             return "550 5.1.1 No such user here"
+        if address == GOING_AWAY:
+            return "421 4.3.2 Closing, try later"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
@@ -149,7 +152,12 @@ def test_a_campaign_without_template_or_segment_is_refused(admin):
 @pytest.mark.django_db
 def test_a_refused_recipient_fails_with_the_reason_and_the_rest_are_sent_once(admin, sink):
     campaign = _setup(admin, n=4)
+    # The server hangs up after refusing Busy: Ref, next in the same chunk, needs a new connection.
+    contact_create(actor=admin, first_name="Busy", email=GOING_AWAY, lifecycle_stage="evaluation")
     contact_create(actor=admin, first_name="Ref", email=REFUSED, lifecycle_stage="evaluation")
+    contact_create(
+        actor=admin, first_name="Z", email="z@example.test", lifecycle_stage="evaluation"
+    )
     sending.campaign_send(actor=admin, campaign=campaign)
 
     _send_all(campaign)
@@ -159,11 +167,13 @@ def test_a_refused_recipient_fails_with_the_reason_and_the_rest_are_sent_once(ad
 
     refused = OutboxMessage.objects.get(email=REFUSED)
     assert refused.status == "failed" and "550" in refused.error
-    assert OutboxMessage.objects.filter(status="sent").count() == 4
+    busy = OutboxMessage.objects.get(email=GOING_AWAY)
+    assert busy.status == "failed" and "421" in busy.error
+    assert OutboxMessage.objects.filter(status="sent").count() == 5
     assert sorted(sink.ids()) == sorted(
         OutboxMessage.objects.filter(status="sent").values_list("message_id", flat=True)
     )
-    assert CampaignMember.objects.filter(campaign=campaign, status="sent").count() == 4
+    assert CampaignMember.objects.filter(campaign=campaign, status="sent").count() == 5
     campaign.refresh_from_db()
     assert campaign.send_state == "sent" and campaign.sent_at
 
