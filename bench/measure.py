@@ -1,6 +1,7 @@
 """What the benchmarks that go through the web share: the site served by gunicorn as in
-production (started here, stopped when the benchmark exits), percentiles, and the raw-SQL
-timings that a page's or a call's latency is compared with."""
+production (started here, stopped when the benchmark exits), the server's own time of an answer
+(its Server-Timing header), percentiles, and the raw-SQL timings that a page's or a call's
+latency is compared with."""
 
 import atexit
 import os
@@ -14,6 +15,16 @@ from pathlib import Path
 from urllib.parse import quote
 
 from platform_setup import ROOT
+
+
+def server_ms(headers) -> float | None:
+    """The milliseconds Django says it took (crm.timing's `Server-Timing: app;dur=`): the
+    server's own time, without the wait in the socket queue or for the client threads' CPU."""
+    for metric in (headers.get("Server-Timing") or "").split(","):
+        name, _, params = metric.strip().partition(";")
+        if name == "app" and params.startswith("dur="):
+            return float(params.removeprefix("dur="))
+    return None
 
 
 def percentile(samples: list[float], fraction: float) -> float:
