@@ -84,9 +84,14 @@ def audience_freeze(*, campaign: Campaign, contacts: QuerySet[Contact]) -> int:
             SELECT row.id, %s, row.contact_id, row.email, %s,
                    '<' || %s || '.' || row.id || '@' || %s || '>', ''
             FROM (
+                -- Ids in contact order, so chunks send in a predictable order.
                 SELECT nextval(pg_get_serial_sequence('{table}', 'id')) AS id,
-                       chosen.contact_id, chosen.email
-                FROM ({chosen}) AS chosen (contact_id, email)
+                       ordered.contact_id, ordered.email
+                FROM (
+                    SELECT chosen.contact_id, chosen.email
+                    FROM ({chosen}) AS chosen (contact_id, email)
+                    ORDER BY chosen.contact_id
+                ) AS ordered
             ) AS row
             ON CONFLICT (campaign_id, contact_id) DO NOTHING
             """,
