@@ -205,6 +205,11 @@ class OutboxMessage(models.Model):
     error = models.TextField(blank=True)
     claimed_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
+    # Engagement (campaigns.engagement): the first open and click, and how often it was opened
+    # (a database default, as the audience is frozen by a raw INSERT).
+    opened_at = models.DateTimeField(null=True, blank=True)
+    clicked_at = models.DateTimeField(null=True, blank=True)
+    opens = models.PositiveIntegerField(db_default=0)
 
     class Meta:
         constraints = [
@@ -214,3 +219,20 @@ class OutboxMessage(models.Model):
 
     def __str__(self):
         return self.message_id
+
+
+class CampaignLink(models.Model):
+    """A link in a campaign's e-mail. Sent messages point at /c/<token>/ instead, and the click
+    is redirected to the URL stored here, never to one taken from the request."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="links")
+    url = models.URLField(max_length=2000)
+    clicks = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "url"], name="campaign_link_once")
+        ]
+
+    def __str__(self):
+        return self.url

@@ -1,6 +1,7 @@
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Q, QuerySet
 
-from campaigns.models import Campaign, CampaignMember
+from campaigns.models import Campaign, CampaignLink, CampaignMember, OutboxMessage, Suppression
+from campaigns.services import STATUS_ORDER
 
 
 def campaign_list() -> QuerySet[Campaign]:
@@ -23,3 +24,38 @@ def campaign_members(campaign: Campaign, *, limit: int = 100) -> list[CampaignMe
         .select_related("contact")
         .order_by("-updated_at", "-id")[:limit]
     )
+
+
+def engagement_counts(campaign: Campaign) -> list[tuple[str, int]]:
+    """What became of a campaign's e-mail: sent, failed, opened, clicked (from its outbox, in one
+    query), unsubscribed (suppressions naming it) and responded (members at responded or
+    beyond)."""
+    Row = OutboxMessage.Status
+    outbox = OutboxMessage.objects.filter(campaign=campaign).aggregate(
+        sent=Count("id", filter=Q(status=Row.SENT)),
+        failed=Count("id", filter=Q(status=Row.FAILED)),
+        opened=Count("id", filter=Q(opened_at__isnull=False)),
+        clicked=Count("id", filter=Q(clicked_at__isnull=False)),
+    )
+    responded = STATUS_ORDER[STATUS_ORDER.index(CampaignMember.Status.RESPONDED) :]
+    return [
+        ("Sent", outbox["sent"]),
+        ("Failed", outbox["failed"]),
+        ("Opened", outbox["opened"]),
+        ("Clicked", outbox["clicked"]),
+        (
+            "Unsubscribed",
+            Suppression.objects.filter(
+                campaign=campaign, reason=Suppression.Reason.UNSUBSCRIBED
+            ).count(),
+        ),
+        (
+            "Responded",
+            CampaignMember.objects.filter(campaign=campaign, status__in=responded).count(),
+        ),
+    ]
+
+
+def link_clicks(campaign: Campaign) -> list[CampaignLink]:
+    """The campaign's links, most clicked first."""
+    return list(CampaignLink.objects.filter(campaign=campaign).order_by("-clicks", "url"))

@@ -28,6 +28,7 @@ from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from campaigns.engagement import EmailTracker
 from campaigns.models import Campaign, CampaignMember, OutboxMessage, Suppression
 from campaigns.segments import segment_contacts
 from campaigns.services import campaign_members_add, campaign_update
@@ -272,6 +273,7 @@ def chunk_send(*, campaign_id: int, first_id: int, last_id: int) -> int:
         return 0
     compiled = email_template_compile(campaign.email_template)
     links = UnsubscribeLinks()
+    tracker = EmailTracker(campaign)
     contact_ids = [contact_id for _, contact_id, _, _ in rows]
     contacts = Contact.objects.select_related("account").in_bulk(contact_ids)
     segments = contact_segment_names(contact_ids)
@@ -296,6 +298,7 @@ def chunk_send(*, campaign_id: int, first_id: int, last_id: int) -> int:
             except MergeFieldError as error:
                 _mark(row_id, Row.FAILED, f"The template failed: {error}")
                 continue
+            rendered = tracker.track(rendered, outbox_id=row_id, unsubscribe_url=url)
             message = email_message(
                 rendered, to=email, headers={**message_headers(url=url), "Message-ID": message_id}
             )

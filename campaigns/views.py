@@ -31,6 +31,8 @@ def campaign_detail(request, pk):
         {
             "campaign": campaign,
             "counts": selectors.member_counts(campaign),
+            "engagement": selectors.engagement_counts(campaign),
+            "links": selectors.link_clicks(campaign),
             "members": selectors.campaign_members(campaign),
             "segment_form": AddSegmentForm(),
         },

@@ -1,5 +1,6 @@
-from django.urls import include, path
+from django.urls import include, path, re_path
 
+from campaigns.engagement_views import email_click, email_open
 from campaigns.unsubscribe import unsubscribe_page
 from crm import views
 
@@ -11,6 +12,10 @@ urlpatterns = [
     path("campaigns/", include("campaigns.urls")),
     # Public: the link in every marketing e-mail; its signed token is the only authority.
     path("u/<str:token>/", unsubscribe_page, name="unsubscribe"),
+    # Public: the open pixel and click redirect of campaign e-mail (campaigns.engagement). The
+    # click takes any path (even with line breaks), so whatever is put there gets the error page.
+    path("o/<str:token>.gif", email_open, name="email_open"),
+    re_path(r"^c/(?P<token>[\s\S]+)/\Z", email_click, name="email_click"),
     path("", include("integrations.urls")),
     path("", include("crm.api.urls")),
 ]

@@ -21,6 +21,8 @@ class TimelineEntry(models.Model):
         OPPORTUNITY = "opportunity", "Opportunity"
         RECORD = "record", "Record change"
         PAGE_VIEW = "page_view", "Page view"
+        EMAIL_OPEN = "email_open", "E-mail opened"
+        EMAIL_CLICK = "email_click", "E-mail link clicked"
 
     contact = models.ForeignKey(
         "contacts.Contact", null=True, blank=True, on_delete=models.CASCADE, related_name="timeline"
