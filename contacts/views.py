@@ -21,6 +21,7 @@ from contacts.forms import (
 )
 from contacts.models import Task
 from crm.access import require
+from crm.forms import report_errors
 from crm.lists import list_page
 from crm.pagination import Ordering
 from crm.users import services as users_services
@@ -155,7 +156,7 @@ def contact_log_activity(request, pk):
         services.activity_log(actor=request.user, contact=contact, **form.cleaned_data)
         messages.success(request, f"{form.cleaned_data['kind'].title()} logged.")
     else:
-        _report(request, form)
+        report_errors(request, form)
     return redirect("contacts:contact_detail", pk=contact.pk)
 
 
@@ -169,7 +170,7 @@ def contact_add_task(request, pk):
         services.task_create(actor=request.user, contact=contact, **form.cleaned_data)
         messages.success(request, "Task added.")
     else:
-        _report(request, form)
+        report_errors(request, form)
     return redirect("contacts:contact_detail", pk=contact.pk)
 
 
@@ -241,12 +242,6 @@ def account_edit(request, pk):
     return render(request, "contacts/account_form.html", {"form": form, "account": account})
 
 
-def _report(request, form) -> None:
-    for field, errors in form.errors.items():
-        label = form.fields[field].label if field in form.fields else ""
-        messages.error(request, f"{label}: {' '.join(errors)}" if label else " ".join(errors))
-
-
 @login_required
 def calendar(request):
     """The user's upcoming appointments and the address of their private calendar feed."""
@@ -283,7 +278,7 @@ def contact_book_appointment(request, pk):
         )
         messages.success(request, "Appointment booked.")
     else:
-        _report(request, form)
+        report_errors(request, form)
     return redirect("contacts:contact_detail", pk=contact.pk)
 
 
@@ -320,7 +315,7 @@ def contact_send_email(request, pk):
     contact = selectors.contact_get(request.user, pk)
     form = EmailForm(request.POST)
     if not form.is_valid():
-        _report(request, form)
+        report_errors(request, form)
     else:
         try:
             services.contact_email(actor=request.user, contact=contact, **form.cleaned_data)

@@ -7,6 +7,7 @@ from django.views.decorators.http import require_POST
 
 from contacts import selectors as contact_selectors
 from crm.access import require
+from crm.forms import report_errors
 from crm.lists import list_page
 from crm.pagination import Ordering
 from opportunities import selectors, services
@@ -92,12 +93,6 @@ def opportunity_edit(request, pk):
     )
 
 
-def _report(request, form) -> None:
-    for field, errors in form.errors.items():
-        label = form.fields[field].label if field in form.fields else ""
-        messages.error(request, f"{label}: {' '.join(errors)}" if label else " ".join(errors))
-
-
 @login_required
 @require("opportunities.view")
 @require_POST
@@ -106,7 +101,7 @@ def opportunity_close(request, pk):
     opportunity = selectors.opportunity_get(request.user, pk)
     form = CloseForm(request.POST)
     if not form.is_valid():
-        _report(request, form)
+        report_errors(request, form)
         return redirect("opportunities:detail", pk=pk)
     won = form.cleaned_data["outcome"] == "won"
     try:
@@ -130,7 +125,7 @@ def line_item_add(request, pk):
         services.line_item_add(actor=request.user, opportunity=opportunity, **form.cleaned_data)
         messages.success(request, f"{form.cleaned_data['product']} added.")
     else:
-        _report(request, form)
+        report_errors(request, form)
     return redirect("opportunities:detail", pk=pk)
 
 
