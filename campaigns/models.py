@@ -54,6 +54,11 @@ class Campaign(models.Model):
     send_state = models.CharField(max_length=10, choices=SendState.choices, default=SendState.DRAFT)
     scheduled_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
+    # Optional sending window: messages go out only between these times of day, in
+    # window_timezone (a send that reaches the end waits for the next day's start).
+    window_start = models.TimeField(null=True, blank=True)
+    window_end = models.TimeField(null=True, blank=True)
+    window_timezone = models.CharField(max_length=64, default="UTC")
 
     def __str__(self):
         return self.name
@@ -210,6 +215,13 @@ class OutboxMessage(models.Model):
     opened_at = models.DateTimeField(null=True, blank=True)
     clicked_at = models.DateTimeField(null=True, blank=True)
     opens = models.PositiveIntegerField(db_default=0)
+    # What the ESP reported afterwards (Anymail tracking webhooks), and an unsubscribe through
+    # this message's link.
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    bounced_at = models.DateTimeField(null=True, blank=True)
+    complained_at = models.DateTimeField(null=True, blank=True)
+    unsubscribed_at = models.DateTimeField(null=True, blank=True)
+    bounce_reason = models.CharField(max_length=500, blank=True, db_default="")
 
     class Meta:
         constraints = [

@@ -28,6 +28,8 @@ class Tenant(TenantMixin):
     kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.LIVE)
     # Requests per minute each API key of the tenant may make (set by the platform operator).
     api_rate_limit = models.PositiveIntegerField(default=600)
+    # Marketing e-mails a second the tenant may send (campaigns.governor; set by the operator).
+    email_send_rate = models.PositiveIntegerField(default=100)
 
     auto_create_schema = False
     auto_drop_schema = True
