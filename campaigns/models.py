@@ -208,7 +208,10 @@ class OutboxMessage(models.Model):
     # <campaign.row@tenant host>: the same on every attempt, so the sink can count duplicates.
     message_id = models.CharField(max_length=200)
     error = models.TextField(blank=True)
+    # The claiming worker's lease: set when claimed, renewed while it sends (campaigns.sending).
     claimed_at = models.DateTimeField(null=True, blank=True)
+    # How often a worker claimed it (a message that keeps stopping workers is failed).
+    attempts = models.PositiveSmallIntegerField(db_default=0)
     sent_at = models.DateTimeField(null=True, blank=True)
     # Engagement (campaigns.engagement): the first open and click, and how often it was opened
     # (a database default, as the audience is frozen by a raw INSERT).
