@@ -3,32 +3,40 @@
 The audience is frozen when the send starts, in one INSERT ... SELECT into OutboxMessage (one row
 per recipient, unique per campaign and contact), so later edits of a segment change nothing.
 `campaign_dispatch` (a task) cuts the queued rows into ranges of ids and queues one chunk task per
-range; a chunk claims its rows with a conditional UPDATE (queued -> sending), so a chunk task run
-twice (a retry, or Redis redelivering it after the visibility timeout) claims nothing twice. Each
-row becomes `sent` right after the SMTP server accepted it, or `failed` with the server's answer.
+range; a chunk claims its rows with a conditional UPDATE (queued -> sending) under a lease, so a
+chunk task run twice (a retry, or Redis redelivering it) claims nothing twice. Each row becomes
+`sent` only after the SMTP server answered 250 for it, or `failed` with the server's refusal.
+The governor (campaigns.governor) paces every message; pause, cancel and the end of the sending
+window stop a chunk between two messages and put its untried rows back in the queue.
+
+Nothing is lost when a worker dies or Redis restarts: the claiming worker renews its lease while
+it sends, and the beat sweep puts rows whose lease ran out back in the queue and dispatches again
+any send that no worker has been at for a lease (its tasks lost with Redis). The one message a
+killed worker had in flight cannot be known to have reached the server or not (it may have said
+250 just before the kill): it is sent again, under the same Message-ID, which mail systems use to
+drop duplicates. That is the only case of a second hand-over, at most one message per worker
+killed, and never a second Message-ID.
 
 A scheduled send is queued with an ETA; Redis redelivers a late-acknowledged task held past its
 visibility timeout, so `campaign_start` is a conditional UPDATE (a second delivery starts
 nothing), and the beat sweep starts due campaigns whose ETA task was lost.
-
-What cannot be known here: a worker killed while a row is `sending` may or may not have handed
-that message to the server. `outbox_sweep` (beat) marks such rows `failed` ("unknown: worker
-stopped") after STALE_AFTER rather than sending them again: a recipient may miss the message,
-but nobody gets it twice.
 """
 
 import smtplib
+import time
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.mail import get_connection
 from django.db import connection, transaction
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 from django.db.models.functions import Lower
 from django.utils import timezone
 
 from campaigns.engagement import EmailTracker
+from campaigns.governor import Governor, in_window
 from campaigns.models import Campaign, CampaignMember, OutboxMessage, Suppression
 from campaigns.segments import segment_contacts
 from campaigns.services import campaign_members_add, campaign_update
@@ -45,9 +53,8 @@ from crm.tenants.models import Tenant
 from tracking.services import audit_record
 
 CHUNK_SIZE = 200
-# A row left `sending` this long belongs to a worker that stopped (a chunk takes seconds).
-STALE_AFTER = timedelta(minutes=30)
-UNKNOWN = "unknown: worker stopped"
+MAX_ATTEMPTS = 5
+WORKER_STOPPED = "A worker stopped while sending this message {n} times; it is not tried again."
 State = Campaign.SendState
 Row = OutboxMessage.Status
 
@@ -208,11 +215,16 @@ def dispatch_ranges(*, campaign_id: int, size: int = CHUNK_SIZE):
 
 def campaign_start(*, campaign_id: int) -> bool:
     """A scheduled campaign whose time has come starts sending (a conditional UPDATE, so the
-    ETA task and the beat check cannot both start it); True if it is sending now."""
+    ETA task and the beat check cannot both start it); True if it is sending now and in its
+    window (outside it, the sweep dispatches it again when the window opens)."""
     Campaign.objects.filter(
         pk=campaign_id, send_state=State.SCHEDULED, scheduled_at__lte=timezone.now()
     ).update(send_state=State.SENDING)
-    return Campaign.objects.filter(pk=campaign_id, send_state=State.SENDING).exists()
+    campaign = Campaign.objects.filter(pk=campaign_id, send_state=State.SENDING).first()
+    if campaign is None or not in_window(campaign):
+        return False
+    send_alive(campaign_id)
+    return True
 
 
 def campaign_finish(*, campaign_id: int) -> bool:
@@ -227,24 +239,89 @@ def campaign_finish(*, campaign_id: int) -> bool:
     )
 
 
-def _claim(*, campaign_id: int, first_id: int, last_id: int) -> list[tuple]:
+def _lease() -> timedelta:
+    return timedelta(seconds=settings.CRM_OUTBOX_LEASE_SECONDS)
+
+
+def _alive_key(campaign_id: int) -> str:
+    return f"campaign-send-alive:{campaign_id}"
+
+
+def send_alive(campaign_id: int) -> None:
+    """Note that a worker is at this campaign's send (a dispatch or a chunk started), so the
+    sweep leaves it alone for a lease."""
+    cache.set(_alive_key(campaign_id), 1, timeout=settings.CRM_OUTBOX_LEASE_SECONDS)
+
+
+def _claim(*, campaign_id: int, first_id: int, last_id: int, token: datetime) -> list[tuple]:
     table = OutboxMessage._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
-            UPDATE {table} SET status = %s, claimed_at = now()
+            UPDATE {table} SET status = %s, claimed_at = %s, attempts = attempts + 1
             WHERE campaign_id = %s AND id BETWEEN %s AND %s AND status = %s
             RETURNING id, contact_id, email, message_id
             """,
-            [Row.SENDING, campaign_id, first_id, last_id, Row.QUEUED],
+            [Row.SENDING, token, campaign_id, first_id, last_id, Row.QUEUED],
         )
         return sorted(cursor.fetchall())
 
 
-def _mark(row_id: int, status: str, error: str = "") -> None:
-    OutboxMessage.objects.filter(pk=row_id, status=Row.SENDING).update(
-        status=status, error=error[:1000], sent_at=timezone.now() if status == Row.SENT else None
-    )
+class _Claim:
+    """The rows one chunk holds, under a lease whose token is their `claimed_at`: renewed while
+    the chunk sends, so the sweep never gives a live worker's rows to another, and checked on
+    every write, so a worker that lost its lease (stalled past it) writes nothing."""
+
+    def __init__(self, campaign: Campaign):
+        self.campaign = campaign
+        self.token = timezone.now()
+        self.untried: list[int] = []
+        self.checked = self.renewed = time.monotonic()
+
+    def mark(self, row_id: int, status: str, error: str = "") -> None:
+        OutboxMessage.objects.filter(pk=row_id, status=Row.SENDING, claimed_at=self.token).update(
+            status=status,
+            error=error[:1000],
+            sent_at=timezone.now() if status == Row.SENT else None,
+        )
+
+    def give_back(self) -> None:
+        """Put the rows not tried yet back in the queue (not counted as an attempt)."""
+        OutboxMessage.objects.filter(
+            pk__in=self.untried, status=Row.SENDING, claimed_at=self.token
+        ).update(status=Row.QUEUED, claimed_at=None, attempts=F("attempts") - 1)
+        self.untried = []
+
+    def may_go_on(self) -> bool:
+        """About once a second: whether the campaign is still sending and in its window; and a
+        third of a lease after the last renewal, renew it (rows another worker took since are
+        dropped from this chunk)."""
+        now = time.monotonic()
+        if now - self.checked < 1:
+            return True
+        self.checked = now
+        state = Campaign.objects.filter(pk=self.campaign.pk).values_list("send_state", flat=True)
+        if state.first() != State.SENDING or not in_window(self.campaign):
+            return False
+        if now - self.renewed >= settings.CRM_OUTBOX_LEASE_SECONDS / 3:
+            self._renew()
+        return True
+
+    def _renew(self) -> None:
+        token = timezone.now()
+        table = OutboxMessage._meta.db_table
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"""
+                UPDATE {table} SET claimed_at = %s
+                WHERE id = ANY(%s) AND status = %s AND claimed_at = %s RETURNING id
+                """,
+                [token, self.untried, Row.SENDING, self.token],
+            )
+            kept = {row_id for (row_id,) in cursor.fetchall()}
+        self.token, self.renewed = token, time.monotonic()
+        self.untried = [row_id for row_id in self.untried if row_id in kept]
+        send_alive(self.campaign.pk)
 
 
 def _refusal(error: smtplib.SMTPException) -> str:
@@ -255,38 +332,58 @@ def _refusal(error: smtplib.SMTPException) -> str:
     return f"{error.smtp_code} {error.smtp_error.decode(errors='replace')}"
 
 
+def _turn(governor: Governor, claim: _Claim, email: str) -> bool:
+    """Wait until the governor lets a message to `email` go; False if the chunk must stop."""
+    while (wait := governor.wait(email)) > 0:
+        time.sleep(wait)
+        if not claim.may_go_on():
+            return False
+    return True
+
+
 def chunk_send(*, campaign_id: int, first_id: int, last_id: int) -> int:
-    """Send the queued rows of one id range over one SMTP connection; returns how many were
-    sent. A refused message fails alone. On any other error (the connection dropped) the
-    rows not yet tried go back to queued and the error is raised (the task retries); the one
-    in flight stays `sending` for the sweeper."""
+    """Send the queued rows of one id range over one SMTP connection, as the governor allows;
+    returns how many were sent. A refused message fails alone. A pause, a cancel or the end of
+    the sending window stops the chunk between two messages and puts the rest back. On any other
+    error (the connection dropped) the rows not yet tried go back to queued and the error is
+    raised (the task retries); the one in flight stays `sending` until its lease ends, and is
+    then sent again by the sweep under the same Message-ID (see the module docstring)."""
     campaign = (
         Campaign.objects.select_related("email_template")
         .filter(pk=campaign_id, send_state=State.SENDING)
         .first()
     )
-    if campaign is None or campaign.email_template is None:
+    if campaign is None or campaign.email_template is None or not in_window(campaign):
         return 0
-    rows = _claim(campaign_id=campaign_id, first_id=first_id, last_id=last_id)
+    send_alive(campaign_id)
+    claim = _Claim(campaign)
+    rows = _claim(campaign_id=campaign_id, first_id=first_id, last_id=last_id, token=claim.token)
     if not rows:
         campaign_finish(campaign_id=campaign_id)
         return 0
+    claim.untried = [row_id for row_id, _, _, _ in rows]
     compiled = email_template_compile(campaign.email_template)
     links = UnsubscribeLinks()
     tracker = EmailTracker(campaign)
+    governor = Governor()
     contact_ids = [contact_id for _, contact_id, _, _ in rows]
     contacts = Contact.objects.select_related("account").in_bulk(contact_ids)
     segments = contact_segment_names(contact_ids)
     sent: list[int] = []
-    untried = [row_id for row_id, _, _, _ in rows]
     smtp = get_connection(fail_silently=False)
     try:
         smtp.open()
         for row_id, contact_id, email, message_id in rows:
-            untried.remove(row_id)
+            if not claim.may_go_on():
+                break
+            if row_id not in claim.untried:
+                continue
+            if not _turn(governor, claim, email):
+                break
+            claim.untried.remove(row_id)
             contact = contacts.get(contact_id)
             if contact is None:
-                _mark(row_id, Row.FAILED, "The contact was deleted.")
+                claim.mark(row_id, Row.FAILED, "The contact was deleted.")
                 continue
             url = links.url(contact_id=contact_id, email=email)
             try:
@@ -296,7 +393,7 @@ def chunk_send(*, campaign_id: int, first_id: int, last_id: int) -> int:
                     )
                 )
             except MergeFieldError as error:
-                _mark(row_id, Row.FAILED, f"The template failed: {error}")
+                claim.mark(row_id, Row.FAILED, f"The template failed: {error}")
                 continue
             rendered = tracker.track(rendered, outbox_id=row_id, unsubscribe_url=url)
             message = email_message(
@@ -313,16 +410,12 @@ def chunk_send(*, campaign_id: int, first_id: int, last_id: int) -> int:
             except (smtplib.SMTPRecipientsRefused, smtplib.SMTPResponseException) as error:
                 # The server answered with a refusal: this message is not delivered, the
                 # connection is still good for the next.
-                _mark(row_id, Row.FAILED, _refusal(error))
+                claim.mark(row_id, Row.FAILED, _refusal(error))
                 continue
-            _mark(row_id, Row.SENT)
+            claim.mark(row_id, Row.SENT)
             sent.append(contact_id)
-    except BaseException:
-        OutboxMessage.objects.filter(pk__in=untried, status=Row.SENDING).update(
-            status=Row.QUEUED, claimed_at=None
-        )
-        raise
     finally:
+        claim.give_back()
         smtp.close()
         CampaignMember.objects.filter(
             campaign_id=campaign_id, contact_id__in=sent, status=CampaignMember.Status.TARGETED
@@ -332,16 +425,30 @@ def chunk_send(*, campaign_id: int, first_id: int, last_id: int) -> int:
 
 
 def outbox_sweep(*, now: datetime | None = None) -> int:
-    """Decide rows left `sending` by a stopped worker: failed, never resent (see the module
-    docstring), and start scheduled campaigns whose time has come (in case their ETA task was
-    lost). Returns how many rows it failed."""
+    """Give the rows of workers that stopped (their lease ran out while `sending`) back to the
+    queue, so they are sent again; a row that stopped MAX_ATTEMPTS workers is failed instead.
+    Returns how many rows went back."""
     now = now or timezone.now()
-    stale = OutboxMessage.objects.filter(status=Row.SENDING, claimed_at__lt=now - STALE_AFTER)
-    campaigns = set(stale.values_list("campaign_id", flat=True).distinct())
-    failed = stale.update(status=Row.FAILED, error=UNKNOWN)
+    expired = OutboxMessage.objects.filter(status=Row.SENDING, claimed_at__lt=now - _lease())
+    campaigns = set(expired.values_list("campaign_id", flat=True).distinct())
+    expired.filter(attempts__gte=MAX_ATTEMPTS).update(
+        status=Row.FAILED, error=WORKER_STOPPED.format(n=MAX_ATTEMPTS)
+    )
+    requeued = expired.update(status=Row.QUEUED, claimed_at=None)
     for campaign_id in campaigns:
         campaign_finish(campaign_id=campaign_id)
-    return failed
+    return requeued
+
+
+def stalled_campaigns(*, now: datetime | None = None) -> list[int]:
+    """Sending campaigns with queued rows that no worker has been at for a lease (their tasks
+    were lost, say with a Redis restart, or they waited for their window): dispatch them again."""
+    queued = OutboxMessage.objects.filter(campaign_id=OuterRef("pk"), status=Row.QUEUED)
+    return [
+        campaign.pk
+        for campaign in Campaign.objects.filter(send_state=State.SENDING).filter(Exists(queued))
+        if in_window(campaign, now=now) and cache.get(_alive_key(campaign.pk)) is None
+    ]
 
 
 def due_campaigns(*, now: datetime | None = None) -> list[int]:

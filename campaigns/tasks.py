@@ -1,5 +1,6 @@
 """Campaign sending tasks: thin, each safe to run twice (see campaigns.sending)."""
 
+import redis
 from celery import shared_task
 
 from campaigns import sending
@@ -21,7 +22,7 @@ def campaign_dispatch(campaign_id: int) -> int:
 
 
 @shared_task(
-    autoretry_for=(OSError,),
+    autoretry_for=(OSError, redis.ConnectionError),
     retry_backoff=5,
     max_retries=5,
 )
@@ -33,8 +34,12 @@ def campaign_send_chunk(campaign_id: int, first_id: int, last_id: int) -> int:
 
 @shared_task
 def campaigns_sweep() -> int:
-    """Beat, per tenant: start due scheduled campaigns whose ETA task was lost, and fail rows a
-    stopped worker left `sending` (never resent)."""
+    """Beat, per tenant: start due scheduled campaigns whose ETA task was lost, give rows of
+    stopped workers back to the queue, and dispatch again sends no worker is at (their tasks
+    lost with Redis, or waiting for their window). Returns how many rows went back."""
     for campaign_id in sending.due_campaigns():
         campaign_dispatch.delay(campaign_id)
-    return sending.outbox_sweep()
+    requeued = sending.outbox_sweep()
+    for campaign_id in sending.stalled_campaigns():
+        campaign_dispatch.delay(campaign_id)
+    return requeued

@@ -215,10 +215,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60.0,
         "args": ["integrations.tasks.webhook_deliveries_sweep"],
     },
-    # Scheduled campaigns whose ETA task was lost, and outbox rows a stopped worker left sending.
+    # Scheduled campaigns whose ETA task was lost, outbox rows a stopped worker left sending,
+    # and sends that stalled (their tasks lost with Redis, or waiting for their window).
     "campaigns-sweep": {
         "task": "crm.tenants.tasks.for_each_tenant",
-        "schedule": 60.0,
+        "schedule": env.float("CRM_CAMPAIGN_SWEEP_SECONDS", default=60.0),
         "args": ["campaigns.tasks.campaigns_sweep"],
     },
 }
@@ -230,6 +231,18 @@ CRM_WEBHOOK_MAX_ATTEMPTS = env.int("CRM_WEBHOOK_MAX_ATTEMPTS", default=6)
 CRM_WEBHOOKS_ALLOW_PRIVATE = env.bool("CRM_WEBHOOKS_ALLOW_PRIVATE", default=False)
 
 vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
+# A stuck SMTP server must not hold a campaign chunk longer than its lease (below).
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)
+
+# Campaign sending (campaigns.sending, campaigns.governor). A worker's claim on outbox rows
+# lasts this long without renewal; the sweep gives rows of a worker that stopped to another.
+CRM_OUTBOX_LEASE_SECONDS = env.int("CRM_OUTBOX_LEASE_SECONDS", default=120)
+# Messages a second to each recipient domain, platform-wide, and per-domain exceptions
+# ("gmail.com=50,example.org=5").
+CRM_EMAIL_DOMAIN_RATE = env.float("CRM_EMAIL_DOMAIN_RATE", default=100.0)
+CRM_EMAIL_DOMAIN_RATES = {
+    domain: float(rate) for domain, rate in env.dict("CRM_EMAIL_DOMAIN_RATES", default={}).items()
+}
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default=f"CRM <no-reply@{CRM_BASE_DOMAIN}>")
 
 # --- auth -------------------------------------------------------------------------------------

@@ -259,25 +259,37 @@ def test_a_scheduled_campaign_starts_when_due_and_only_once(admin, sink):
 
 
 @pytest.mark.django_db
-def test_the_sweeper_fails_rows_a_stopped_worker_left_sending_and_never_resends(admin, sink):
+def test_the_sweep_gives_rows_of_a_stopped_worker_back_and_fails_one_that_keeps_stopping_them(
+    admin, sink
+):
     from datetime import timedelta
 
     from django.utils import timezone
 
-    campaign = _setup(admin, n=2)
+    campaign = _setup(admin, n=3)
     sending.campaign_send(actor=admin, campaign=campaign)
-    OutboxMessage.objects.filter(campaign=campaign).update(
-        status="sending", claimed_at=timezone.now() - timedelta(hours=1)
-    )
+    rows = OutboxMessage.objects.filter(campaign=campaign).order_by("id")
+    gone = timezone.now() - timedelta(hours=1)
+    rows.update(status="sending", claimed_at=gone, attempts=1)
+    # A live worker's lease is still running: its row stays with it.
+    live = rows[0]
+    OutboxMessage.objects.filter(pk=live.pk).update(claimed_at=timezone.now())
+    # This one stopped a worker every time it was tried.
+    poison = rows[2]
+    OutboxMessage.objects.filter(pk=poison.pk).update(attempts=sending.MAX_ATTEMPTS)
 
-    assert sending.outbox_sweep() == 2
-    _send_all(campaign)
-
-    assert set(OutboxMessage.objects.values_list("status", "error")) == {
-        ("failed", sending.UNKNOWN)
+    assert sending.outbox_sweep() == 1
+    assert dict(rows.values_list("pk", "status")) == {
+        live.pk: "sending",
+        rows[1].pk: "queued",
+        poison.pk: "failed",
     }
-    assert sink.messages == []
-    assert Campaign.objects.get(pk=campaign.pk).send_state == "sent"
+    assert OutboxMessage.objects.get(pk=poison.pk).error == sending.WORKER_STOPPED.format(
+        n=sending.MAX_ATTEMPTS
+    )
+    _send_all(campaign)
+    assert [m["Message-ID"] for m in sink.messages] == [rows[1].message_id]
+    assert Campaign.objects.get(pk=campaign.pk).send_state == "sending"
 
 
 def test_a_send_through_the_worker_delivers_one_personal_message_to_each_recipient(
