@@ -1,8 +1,16 @@
 from decimal import Decimal
+from functools import cache
+from zoneinfo import available_timezones
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models.functions import Lower
+
+
+@cache
+def time_zones() -> frozenset[str]:
+    return frozenset(available_timezones())
 
 
 class Campaign(models.Model):
@@ -62,6 +70,14 @@ class Campaign(models.Model):
 
     def __str__(self):
         return self.name
+
+    def clean(self):
+        if (self.window_start is None) != (self.window_end is None):
+            raise ValidationError(
+                {"window_end": "Give both ends of the sending window, or neither."}
+            )
+        if self.window_timezone not in time_zones():
+            raise ValidationError({"window_timezone": "Choose a known time zone, such as UTC."})
 
 
 class CampaignMember(models.Model):

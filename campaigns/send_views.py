@@ -11,8 +11,10 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from campaigns import sending
-from campaigns.models import Campaign, EmailTemplate, Segment
+from campaigns.models import Campaign, EmailTemplate, Segment, time_zones
 from crm.access import require
+
+WINDOW_BOTH = "Give both ends of the sending window, or neither."
 
 
 class SendForm(forms.Form):
@@ -33,8 +35,30 @@ class SendForm(forms.Form):
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
     )
 
+    window_start = forms.TimeField(
+        required=False,
+        label="Send only from",
+        help_text="Optional: a daily sending window, say 09:00 to 17:00.",
+        widget=forms.TimeInput(attrs={"type": "time"}),
+    )
+    window_end = forms.TimeField(
+        required=False, label="until", widget=forms.TimeInput(attrs={"type": "time"})
+    )
+    window_timezone = forms.ChoiceField(
+        choices=[(zone, zone) for zone in sorted(time_zones())],
+        initial="UTC",
+        required=False,
+        label="Time zone of the window",
+    )
+
     def clean(self):
         data = super().clean()
+        data["window_timezone"] = data.get("window_timezone") or "UTC"
+        start, end = data.get("window_start"), data.get("window_end")
+        if (start is None) != (end is None):
+            self.add_error("window_end" if end is None else "window_start", WINDOW_BOTH)
+        elif start is not None and start == end:
+            self.add_error("window_end", "The window must not end when it starts.")
         if data.get("when") == "later":
             at = data.get("scheduled_at")
             if at is None:
@@ -62,6 +86,9 @@ def campaign_send_page(request, pk):
     initial = {
         "email_template": campaign.email_template_id,
         "segments": list(campaign.segments.all()),
+        "window_start": campaign.window_start,
+        "window_end": campaign.window_end,
+        "window_timezone": campaign.window_timezone,
     }
     form = SendForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
@@ -73,6 +100,7 @@ def campaign_send_page(request, pk):
                 email_template=data["email_template"],
                 segments=data["segments"],
                 at=data["scheduled_at"] if data["when"] == "later" else None,
+                window=(data["window_start"], data["window_end"], data["window_timezone"]),
             )
         except ValidationError as error:
             for message in error.messages:

@@ -54,6 +54,8 @@ from tracking.services import audit_record
 
 CHUNK_SIZE = 200
 MAX_ATTEMPTS = 5
+# How often a chunk looks whether its campaign was paused or cancelled, or left its window.
+CHECK_SECONDS = 1.0
 WORKER_STOPPED = "A worker stopped while sending this message {n} times; it is not tried again."
 State = Campaign.SendState
 Row = OutboxMessage.Status
@@ -297,11 +299,16 @@ class _Claim:
         third of a lease after the last renewal, renew it (rows another worker took since are
         dropped from this chunk)."""
         now = time.monotonic()
-        if now - self.checked < 1:
+        if now - self.checked < CHECK_SECONDS:
             return True
         self.checked = now
-        state = Campaign.objects.filter(pk=self.campaign.pk).values_list("send_state", flat=True)
-        if state.first() != State.SENDING or not in_window(self.campaign):
+        # Read again: a marketer may have paused it, or changed its window, since.
+        campaign = (
+            Campaign.objects.filter(pk=self.campaign.pk)
+            .only("send_state", "window_start", "window_end", "window_timezone")
+            .first()
+        )
+        if campaign is None or campaign.send_state != State.SENDING or not in_window(campaign):
             return False
         if now - self.renewed >= settings.CRM_OUTBOX_LEASE_SECONDS / 3:
             self._renew()
@@ -374,11 +381,10 @@ def chunk_send(*, campaign_id: int, first_id: int, last_id: int) -> int:
     try:
         smtp.open()
         for row_id, contact_id, email, message_id in rows:
-            if not claim.may_go_on():
-                break
             if row_id not in claim.untried:
                 continue
-            if not _turn(governor, claim, email):
+            # After the governor's wait: a pause may have come in meanwhile.
+            if not (_turn(governor, claim, email) and claim.may_go_on()):
                 break
             claim.untried.remove(row_id)
             contact = contacts.get(contact_id)
@@ -480,11 +486,23 @@ def send_progress(campaign: Campaign) -> dict:
 
 @transaction.atomic
 def campaign_send_with(
-    *, actor, campaign: Campaign, email_template, segments, at: datetime | None = None
+    *,
+    actor,
+    campaign: Campaign,
+    email_template,
+    segments,
+    at: datetime | None = None,
+    window: tuple = (None, None, "UTC"),
 ) -> int:
-    """Choose the template and segments and send (see campaign_send); a refusal changes
-    nothing."""
+    """Choose the template, segments and sending window (start, end, time zone; no start and
+    end for none) and send (see campaign_send); a refusal changes nothing."""
+    changes = {}
     if campaign.email_template_id != getattr(email_template, "pk", None):
-        campaign_update(actor=actor, campaign=campaign, email_template=email_template)
+        changes["email_template"] = email_template
+    start, end, zone = window
+    if (campaign.window_start, campaign.window_end, campaign.window_timezone) != window:
+        changes.update(window_start=start, window_end=end, window_timezone=zone)
+    if changes:
+        campaign_update(actor=actor, campaign=campaign, **changes)
     campaign.segments.set(segments)
     return campaign_send(actor=actor, campaign=campaign, at=at)

@@ -15,7 +15,9 @@ from email import message_from_bytes
 from email.message import Message
 
 import pytest
+import redis
 from aiosmtpd.controller import Controller
+from django.conf import settings
 from django.db import connection
 from django_tenants.utils import schema_context
 
@@ -39,6 +41,9 @@ def django_db_setup(request, django_test_environment, django_db_blocker):
     from crm.tenants.models import Tenant
     from crm.tenants.services import template_ensure, tenant_provision
 
+    # The test Redis database is this run's alone: nothing a previous run left (cache entries,
+    # counters, queued tasks) may count here.
+    redis.Redis.from_url(settings.REDIS_URL).flushdb()
     with django_db_blocker.unblock():
         config = setup_databases(
             verbosity=request.config.option.verbose, interactive=False, aliases={"default"}

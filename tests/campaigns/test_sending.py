@@ -2,114 +2,28 @@
 resume and cancel, through a real SMTP server and (once) the real Celery worker."""
 
 import threading
-from email import message_from_bytes
 
 import pytest
-from aiosmtpd.controller import Controller
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django_tenants.utils import schema_context
 
 from campaigns import sending
 from campaigns.models import Campaign, CampaignMember, OutboxMessage, Suppression
-from campaigns.segments import segment_create
 from campaigns.services import campaign_create
-from campaigns.templating import email_template_create
 from contacts.services import contact_create
-from crm.embedded import free_port
 from crm.users.models import Role, User
 from crm.users.services import user_create
+from tests.campaigns.conftest import DROPPED, GOING_AWAY, REFUSED, campaign_ready, send_all
 from tests.conftest import PASSWORD, body_of
 
 ALPHA = {"HTTP_HOST": "alpha.localhost"}
 BETA = {"HTTP_HOST": "beta.localhost"}
-REFUSED = "refused@example.test"
-DROPPED = "dropped@example.test"
-GOING_AWAY = "busy@example.test"
-EVALUATING = {
-    "op": "and",
-    "rules": [{"field": "lifecycle_stage", "operator": "eq", "value": "evaluation"}],
-}
-
-
-class _Sink:
-    """An SMTP server that refuses one recipient with 550, drops the connection on another's
-    message, and keeps the rest."""
-
-    def __init__(self):
-        self.messages = []
-        self.lock = threading.Lock()
-
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        if address == REFUSED:
-            return "550 5.1.1 No such user here"
-        if address == GOING_AWAY:
-            return "421 4.3.2 Closing, try later"
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server, session, envelope):
-        if DROPPED in envelope.rcpt_tos:
-            # The connection breaks while the message is being handed over.
-            server.transport.close()
-            return "421 Going away"
-        with self.lock:
-            self.messages.append(message_from_bytes(envelope.original_content))
-        return "250 OK"
-
-    def ids(self):
-        return [m["Message-ID"] for m in self.messages]
-
-
-@pytest.fixture
-def sink(settings):
-    handler = _Sink()
-    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_USE_TLS = (
-        "127.0.0.1",
-        controller.port,
-        False,
-    )
-    yield handler
-    controller.stop()
-
-
-def _setup(admin, n=5):
-    """An e-mail campaign with a template and a segment of n evaluating contacts."""
-    template = email_template_create(
-        actor=admin,
-        name="Launch mail",
-        subject="Hello {{ contact.first_name }}",
-        html_body="<html><body><p>Hi {{ contact.first_name }}!</p></body></html>",
-    )
-    segment = segment_create(actor=admin, name="Evaluating", rules=EVALUATING)
-    for i in range(n):
-        contact_create(
-            actor=admin,
-            first_name=f"P{i}",
-            email=f"p{i}@example.test",
-            lifecycle_stage="evaluation",
-        )
-    campaign = campaign_create(actor=admin, name="Launch", kind="email", email_template=template)
-    campaign.segments.add(segment)
-    return campaign
-
-
-@pytest.fixture
-def admin(in_alpha):
-    return User.objects.get(email="admin@alpha.test")
-
-
-def _send_all(campaign):
-    for first, last in sending.dispatch_ranges(campaign_id=campaign.pk, size=2):
-        sending.chunk_send(campaign_id=campaign.pk, first_id=first, last_id=last)
 
 
 @pytest.mark.django_db
 def test_the_audience_is_frozen_in_one_statement_without_suppressed_or_unreachable(admin):
-    campaign = _setup(admin, n=3)
+    campaign = campaign_ready(admin, n=3)
     for name, fields in {
         "Sup": {"email": "Sup@Example.test"},
         "Dne": {"email": "dne@example.test", "do_not_email": True},
@@ -151,7 +65,7 @@ def test_a_campaign_without_template_or_segment_is_refused(admin):
 
 @pytest.mark.django_db
 def test_a_refused_recipient_fails_with_the_reason_and_the_rest_are_sent_once(admin, sink):
-    campaign = _setup(admin, n=4)
+    campaign = campaign_ready(admin, n=4)
     # The server hangs up after refusing Busy: Ref, next in the same chunk, needs a new connection.
     contact_create(actor=admin, first_name="Busy", email=GOING_AWAY, lifecycle_stage="evaluation")
     contact_create(actor=admin, first_name="Ref", email=REFUSED, lifecycle_stage="evaluation")
@@ -160,8 +74,8 @@ def test_a_refused_recipient_fails_with_the_reason_and_the_rest_are_sent_once(ad
     )
     sending.campaign_send(actor=admin, campaign=campaign)
 
-    _send_all(campaign)
-    _send_all(campaign)
+    send_all(campaign)
+    send_all(campaign)
     for row in OutboxMessage.objects.filter(campaign=campaign):
         sending.chunk_send(campaign_id=campaign.pk, first_id=row.pk, last_id=row.pk)
 
@@ -180,7 +94,7 @@ def test_a_refused_recipient_fails_with_the_reason_and_the_rest_are_sent_once(ad
 
 @pytest.mark.django_db
 def test_pause_stops_further_chunks_resume_finishes_and_cancel_stops(admin, sink):
-    campaign = _setup(admin, n=4)
+    campaign = campaign_ready(admin, n=4)
     sending.campaign_send(actor=admin, campaign=campaign)
     ranges = list(sending.dispatch_ranges(campaign_id=campaign.pk, size=2))
 
@@ -193,7 +107,7 @@ def test_pause_stops_further_chunks_resume_finishes_and_cancel_stops(admin, sink
     assert len(sink.messages) == 2
 
     assert sending.campaign_resume(actor=admin, campaign=campaign)
-    _send_all(campaign)
+    send_all(campaign)
     assert len(set(sink.ids())) == len(sink.messages) == 4
     assert Campaign.objects.get(pk=campaign.pk).send_state == "sent"
 
@@ -203,7 +117,7 @@ def test_pause_stops_further_chunks_resume_finishes_and_cancel_stops(admin, sink
     other.segments.set(campaign.segments.all())
     sending.campaign_send(actor=admin, campaign=other)
     assert sending.campaign_cancel(actor=admin, campaign=other)
-    _send_all(other)
+    send_all(other)
     assert len(sink.messages) == 4
     assert not sending.campaign_resume(actor=admin, campaign=other)
 
@@ -212,7 +126,7 @@ def test_pause_stops_further_chunks_resume_finishes_and_cancel_stops(admin, sink
 def test_a_dropped_connection_puts_the_untried_rows_back_and_leaves_the_one_in_flight(admin, sink):
     import smtplib
 
-    campaign = _setup(admin, n=0)
+    campaign = campaign_ready(admin, n=0)
     for i, email in enumerate(["a@example.test", DROPPED, "b@example.test", "c@example.test"]):
         contact_create(actor=admin, first_name=f"D{i}", email=email, lifecycle_stage="evaluation")
     sending.campaign_send(actor=admin, campaign=campaign)
@@ -243,7 +157,7 @@ def test_a_scheduled_campaign_starts_when_due_and_only_once(admin, sink):
 
     from django.utils import timezone
 
-    campaign = _setup(admin, n=2)
+    campaign = campaign_ready(admin, n=2)
     at = timezone.now() + timedelta(hours=2)
     sending.campaign_send(actor=admin, campaign=campaign, at=at)
     campaign.refresh_from_db()
@@ -266,7 +180,7 @@ def test_the_sweep_gives_rows_of_a_stopped_worker_back_and_fails_one_that_keeps_
 
     from django.utils import timezone
 
-    campaign = _setup(admin, n=3)
+    campaign = campaign_ready(admin, n=3)
     sending.campaign_send(actor=admin, campaign=campaign)
     rows = OutboxMessage.objects.filter(campaign=campaign).order_by("id")
     gone = timezone.now() - timedelta(hours=1)
@@ -287,7 +201,7 @@ def test_the_sweep_gives_rows_of_a_stopped_worker_back_and_fails_one_that_keeps_
     assert OutboxMessage.objects.get(pk=poison.pk).error == sending.WORKER_STOPPED.format(
         n=sending.MAX_ATTEMPTS
     )
-    _send_all(campaign)
+    send_all(campaign)
     assert [m["Message-ID"] for m in sink.messages] == [rows[1].message_id]
     assert Campaign.objects.get(pk=campaign.pk).send_state == "sending"
 
@@ -298,7 +212,7 @@ def test_a_send_through_the_worker_delivers_one_personal_message_to_each_recipie
     tenant = committed_tenant("send")
     with schema_context(tenant.schema_name):
         admin = User.objects.get()
-        campaign = _setup(admin, n=20)
+        campaign = campaign_ready(admin, n=20)
         campaign.email_template.html_body = (
             "<html><body><p>Hi {{ contact.first_name }} &amp; "
             "{{ contact.last_name }}</p></body></html>"
@@ -339,7 +253,7 @@ def test_a_send_through_the_worker_delivers_one_personal_message_to_each_recipie
 
 @pytest.mark.django_db
 def test_send_pages_are_for_marketing_roles_and_never_cross_tenants(client, admin, beta, sink):
-    campaign = _setup(admin, n=3)
+    campaign = campaign_ready(admin, n=3)
     sales = user_create(email="s@alpha.test", password=PASSWORD, full_name="S", role=Role.SALES)
     client.post("/login/", {"username": sales.email, "password": PASSWORD}, **ALPHA)
     assert client.get(f"/campaigns/{campaign.pk}/send/", **ALPHA).status_code == 403
