@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import redis
 from django.conf import settings
 from django.core.cache import caches
+from django.core.exceptions import ValidationError
 from django.db import connection
 from django.utils import timezone
 
@@ -106,3 +107,12 @@ def in_window(campaign: Campaign, *, now: datetime | None = None) -> bool:
         return True
     local = (now or timezone.now()).astimezone(window_zone(campaign)).time()
     return _within(campaign.window_start, campaign.window_end, local)
+
+
+def email_send_rate_set(*, tenant: Tenant, rate: int) -> None:
+    """Set how many marketing e-mails a second the tenant may send (the platform operator's
+    call: it protects the platform's sending reputation)."""
+    if rate < 1:
+        raise ValidationError({"email_send_rate": "The rate is at least 1 message a second."})
+    tenant.email_send_rate = rate
+    tenant.save(update_fields=["email_send_rate"])

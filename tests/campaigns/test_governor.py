@@ -196,3 +196,16 @@ def test_the_send_form_keeps_a_window_and_refuses_half_of_one(client, admin):
         "Europe/Berlin",
     )
     assert campaign.send_state == "sending"
+
+
+@pytest.mark.django_db
+def test_the_operator_sets_a_tenants_rate_and_a_bad_one_is_refused(alpha):
+    from django.core.management import CommandError, call_command
+
+    call_command("set_email_send_rate", "alpha", "25")
+    assert Tenant.objects.get(pk=alpha.pk).email_send_rate == 25
+    with pytest.raises(CommandError, match="at least 1 message a second"):
+        call_command("set_email_send_rate", "alpha", "0")
+    with pytest.raises(CommandError, match="No tenant 'nobody'"):
+        call_command("set_email_send_rate", "nobody", "5")
+    assert Tenant.objects.get(pk=alpha.pk).email_send_rate == 25
