@@ -17,9 +17,9 @@ killed worker had in flight cannot be known to have reached the server or not (i
 drop duplicates. That is the only case of a second hand-over, at most one message per worker
 killed, and never a second Message-ID.
 
-A scheduled send is queued with an ETA; Redis redelivers a late-acknowledged task held past its
-visibility timeout, so `campaign_start` is a conditional UPDATE (a second delivery starts
-nothing), and the beat sweep starts due campaigns whose ETA task was lost.
+A scheduled send queues no task with an ETA (Redis would hand a late-acknowledged task held
+past its visibility timeout to a second worker): the beat sweep starts it once it is due, with a
+conditional UPDATE in `campaign_start`, so two sweeps cannot both start it.
 """
 
 import smtplib
@@ -113,7 +113,8 @@ def audience_freeze(*, campaign: Campaign, contacts: QuerySet[Contact]) -> int:
 @transaction.atomic
 def campaign_send(*, actor, campaign: Campaign, at: datetime | None = None) -> int:
     """Send an e-mail campaign to its segments now, or at `at`: freezes the audience, makes them
-    members (targeted), and queues the dispatch once the transaction commits. Raises
+    members (targeted), and queues the dispatch once the transaction commits (a scheduled send
+    is started by the beat sweep when due). Raises
     ValidationError for a campaign that cannot be sent. Returns the number of recipients."""
     from campaigns.tasks import campaign_dispatch
 
@@ -150,7 +151,8 @@ def campaign_send(*, actor, campaign: Campaign, at: datetime | None = None) -> i
     campaign.scheduled_at = at
     campaign.save(update_fields=["send_state", "scheduled_at"])
     audit_record(instance=campaign, action="sent" if at is None else "scheduled", actor=actor)
-    transaction.on_commit(lambda: campaign_dispatch.apply_async((campaign.pk,), eta=at))
+    if at is None:
+        transaction.on_commit(lambda: campaign_dispatch.delay(campaign.pk))
     return count
 
 
@@ -216,8 +218,8 @@ def dispatch_ranges(*, campaign_id: int, size: int = CHUNK_SIZE):
 
 
 def campaign_start(*, campaign_id: int) -> bool:
-    """A scheduled campaign whose time has come starts sending (a conditional UPDATE, so the
-    ETA task and the beat check cannot both start it); True if it is sending now and in its
+    """A scheduled campaign whose time has come starts sending (a conditional UPDATE, so two
+    sweeps cannot both start it); True if it is sending now and in its
     window (outside it, the sweep dispatches it again when the window opens)."""
     Campaign.objects.filter(
         pk=campaign_id, send_state=State.SCHEDULED, scheduled_at__lte=timezone.now()
@@ -370,7 +372,7 @@ def chunk_send(*, campaign_id: int, first_id: int, last_id: int) -> int:
         return 0
     claim.untried = [row_id for row_id, _, _, _ in rows]
     compiled = email_template_compile(campaign.email_template)
-    links = UnsubscribeLinks()
+    links = UnsubscribeLinks(campaign=campaign)
     tracker = EmailTracker(campaign)
     governor = Governor()
     contact_ids = [contact_id for _, contact_id, _, _ in rows]

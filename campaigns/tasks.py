@@ -34,7 +34,7 @@ def campaign_send_chunk(campaign_id: int, first_id: int, last_id: int) -> int:
 
 @shared_task
 def campaigns_sweep() -> int:
-    """Beat, per tenant: start due scheduled campaigns whose ETA task was lost, give rows of
+    """Beat, per tenant: start scheduled campaigns that are due, give rows of
     stopped workers back to the queue, and dispatch again sends no worker is at (their tasks
     lost with Redis, or waiting for their window). Returns how many rows went back."""
     for campaign_id in sending.due_campaigns():
