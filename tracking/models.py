@@ -23,6 +23,7 @@ class TimelineEntry(models.Model):
         PAGE_VIEW = "page_view", "Page view"
         EMAIL_OPEN = "email_open", "E-mail opened"
         EMAIL_CLICK = "email_click", "E-mail link clicked"
+        FORM = "form", "Form filled"
 
     contact = models.ForeignKey(
         "contacts.Contact", null=True, blank=True, on_delete=models.CASCADE, related_name="timeline"
