@@ -31,7 +31,8 @@ def _create(*, actor, instance, name: str, **timeline_target):
     timeline_add(
         kind=TimelineEntry.Kind.RECORD,
         actor=actor,
-        summary=f"{actor} added {name} to the CRM",
+        # No actor: the customer did it themselves (a web form), not a user of the CRM.
+        summary=f"{actor} added {name} to the CRM" if actor else f"{name} was added to the CRM",
         **timeline_target,
     )
     webhook_emit(event=f"{instance._meta.model_name}.created", instance=instance)
@@ -45,7 +46,7 @@ def _update(*, actor, instance, fields: dict, **timeline_target):
         timeline_add(
             kind=TimelineEntry.Kind.RECORD,
             actor=actor,
-            summary=f"{actor} changed {changed}",
+            summary=f"{actor} changed {changed}" if actor else f"Changed {changed}",
             **timeline_target,
         )
         webhook_emit(event=f"{instance._meta.model_name}.updated", instance=instance)
