@@ -3,9 +3,12 @@
 Every marketing message carries a link to /u/<token>/ on the tenant's own host, and the
 `List-Unsubscribe` / `List-Unsubscribe-Post` headers (RFC 8058 one-click) pointing at the same
 URL. The token is signed (django.core.signing, with its own salt) and carries the tenant's schema,
-the contact and the address the message went to: it is the only authority the page needs, so it
-works without a login or a session, and a token altered, forged or made for another tenant changes
-nothing. Unsubscribing writes a Suppression: that address never gets marketing e-mail again.
+the contact, the address the message went to and, for a campaign's message, the campaign: it is the
+only authority the page needs, so it works without a login or a session, and a token altered,
+forged or made for another tenant changes nothing. Unsubscribing writes a Suppression: that address
+never gets marketing e-mail again; through a campaign's message it also stamps that message's
+outbox row (`unsubscribed_at`), which the campaign's page counts. Tokens made before they carried a
+campaign still unsubscribe.
 """
 
 from django.core import signing
@@ -13,10 +16,11 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models.functions import Lower
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from campaigns.models import Campaign, Suppression
+from campaigns.models import Campaign, OutboxMessage, Suppression
 from contacts.models import Contact
 from crm.tenants.models import Tenant
 from crm.tenants.selectors import tenant_url
@@ -27,9 +31,13 @@ SALT = "campaigns.unsubscribe"
 ONE_CLICK = "List-Unsubscribe=One-Click"
 
 
-def unsubscribe_token(*, contact_id: int, email: str) -> str:
-    """A signed token for this contact and address, in the current tenant's schema."""
-    return signing.dumps({"t": connection.schema_name, "c": contact_id, "e": email}, salt=SALT)
+def unsubscribe_token(*, contact_id: int, email: str, campaign_id: int | None = None) -> str:
+    """A signed token for this contact and address (and the campaign whose message carries it),
+    in the current tenant's schema."""
+    data = {"t": connection.schema_name, "c": contact_id, "e": email}
+    if campaign_id is not None:
+        data["p"] = campaign_id
+    return signing.dumps(data, salt=SALT)
 
 
 def unsubscribe_token_read(token: str) -> dict | None:
@@ -44,15 +52,17 @@ def unsubscribe_token_read(token: str) -> dict | None:
 
 
 class UnsubscribeLinks:
-    """Unsubscribe URLs for the current tenant; make one per send (it looks the tenant up once)
-    and ask it for each recipient's URL."""
+    """Unsubscribe URLs for the current tenant, and for the messages of `campaign` when given;
+    make one per send (it looks the tenant up once) and ask it for each recipient's URL."""
 
-    def __init__(self):
+    def __init__(self, campaign: Campaign | None = None):
         tenant = Tenant.objects.get(schema_name=connection.schema_name)
         self.base = tenant_url(tenant, reverse("unsubscribe", args=["-"]).removesuffix("-/"))
+        self.campaign_id = campaign.pk if campaign is not None else None
 
     def url(self, *, contact_id: int, email: str) -> str:
-        return f"{self.base}{unsubscribe_token(contact_id=contact_id, email=email)}/"
+        token = unsubscribe_token(contact_id=contact_id, email=email, campaign_id=self.campaign_id)
+        return f"{self.base}{token}/"
 
 
 def message_headers(*, url: str, mailto: str | None = None) -> dict[str, str]:
@@ -107,10 +117,24 @@ def suppression_add(
     return suppression
 
 
+@transaction.atomic
 def contact_unsubscribe(*, token_data: dict) -> None:
-    """Unsubscribe the address of a token `unsubscribe_token_read` accepted."""
+    """Unsubscribe the address of a token `unsubscribe_token_read` accepted; a campaign's token
+    also stamps the contact's message of that campaign (once, however often it is used)."""
     contact = Contact.objects.select_related("account").filter(pk=token_data["c"]).first()
-    suppression_add(email=token_data["e"], reason=Suppression.Reason.UNSUBSCRIBED, contact=contact)
+    campaign = (
+        Campaign.objects.filter(pk=token_data.get("p")).first() if "p" in token_data else None
+    )
+    suppression_add(
+        email=token_data["e"],
+        reason=Suppression.Reason.UNSUBSCRIBED,
+        contact=contact,
+        campaign=campaign,
+    )
+    if campaign is not None:
+        OutboxMessage.objects.filter(
+            campaign=campaign, contact_id=token_data["c"], unsubscribed_at__isnull=True
+        ).update(unsubscribed_at=timezone.now())
 
 
 # The token is the authority: no login, no session and no CSRF cookie, as mail clients send the

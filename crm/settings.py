@@ -63,6 +63,7 @@ SHARED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "anymail",
 ]
 TENANT_APPS = [
     "django.contrib.contenttypes",
@@ -244,6 +245,12 @@ CRM_EMAIL_DOMAIN_RATES = {
     domain: float(rate) for domain, rate in env.dict("CRM_EMAIL_DOMAIN_RATES", default={}).items()
 }
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default=f"CRM <no-reply@{CRM_BASE_DOMAIN}>")
+
+# Deliveries, bounces and complaints come back from the e-mail service provider through Anymail's
+# tracking webhooks on each tenant's host (campaigns.esp). HTTP basic auth is their only
+# protection: one or more "user:password" (a comma-separated list, for rotating it). Without it
+# the webhooks answer 404 rather than take events from anyone.
+ANYMAIL = {"WEBHOOK_SECRET": env.list("ANYMAIL_WEBHOOK_SECRET", default=[])}
 
 # --- auth -------------------------------------------------------------------------------------
 

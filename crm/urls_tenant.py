@@ -1,6 +1,7 @@
 from django.urls import include, path, re_path
 
 from campaigns.engagement_views import email_click, email_open
+from campaigns.esp import webhook_urlpatterns
 from campaigns.unsubscribe import unsubscribe_page
 from crm import views
 
@@ -16,6 +17,9 @@ urlpatterns = [
     # click takes any path (even with line breaks), so whatever is put there gets the error page.
     path("o/<str:token>.gif", email_open, name="email_open"),
     re_path(r"^c/(?P<token>[\s\S]+)/\Z", email_click, name="email_click"),
+    # Public, behind basic auth: the ESP's delivery, bounce and complaint events (campaigns.esp),
+    # e.g. /anymail/postmark/tracking/.
+    path("anymail/", include((webhook_urlpatterns, "anymail"))),
     path("", include("integrations.urls")),
     path("", include("crm.api.urls")),
 ]
