@@ -1,0 +1,318 @@
+"""The engagement score with decay, and the threshold of acceptance.
+
+Each exposure (a page view, a form, an e-mail click...) adds the tenant's weight for its kind, and
+the score halves every half-life without new exposure. Nothing decays in the database: a contact's
+Engagement row keeps the value at one moment (`at`), and the score at any time t is
+value * 2 ** (-(t - at) / half-life), exact at read time without a nightly job.
+
+`rank` = ln(value) + at * ln 2 / half-life (at in epoch seconds) is the logarithm of the score
+scaled to a common moment, so ordering by rank is ordering by the score now, and "score above X
+at time t" is "rank > ln X + t * ln 2 / half-life": a range scan of the rank index.
+
+Crossing the threshold makes a contact sales-ready once: it cannot cross again until the score has
+fallen below threshold * rearm_below (hysteresis) and cooldown_days have passed since the last
+crossing. The decayed score is lowest just before an exposure, so checking the re-arm level then
+sees every fall below it.
+"""
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit
+
+from django.db import transaction
+from django.utils import timezone
+
+from crm.bulk_insert import copy_insert
+from tracking.models import Engagement, Event, ScoreChange, TrackingSettings
+
+LN2 = math.log(2)
+DAY = 86400.0
+
+
+def tracking_settings() -> TrackingSettings:
+    """The tenant's tracking settings row, created with the defaults on first use."""
+    found = TrackingSettings.objects.order_by("pk").first()
+    return found if found is not None else TrackingSettings.objects.create()
+
+
+@dataclass(frozen=True)
+class Scale:
+    """The tenant's scoring settings, in the units the arithmetic wants."""
+
+    weights: dict[str, float]
+    pricing_path: str
+    half_life: float  # seconds
+    threshold: float
+    rearm_level: float
+    cooldown: timedelta
+
+    @classmethod
+    def of(cls, settings: TrackingSettings) -> "Scale":
+        return cls(
+            weights={key: float(value) for key, value in settings.weights.items()},
+            pricing_path=settings.pricing_path,
+            half_life=settings.half_life_days * DAY,
+            threshold=settings.threshold,
+            rearm_level=settings.threshold * settings.rearm_below,
+            cooldown=timedelta(days=settings.cooldown_days),
+        )
+
+    def decay(self, seconds: float) -> float:
+        """The factor a score is multiplied by over `seconds` (negative: grows back)."""
+        return 2.0 ** (-seconds / self.half_life)
+
+    def value_at(self, value: float, at: datetime, when: datetime) -> float:
+        return value * self.decay((when - at).total_seconds())
+
+    def rank(self, value: float, at: datetime) -> float:
+        if value <= 0:
+            return float("-inf")
+        return math.log(value) + at.timestamp() * LN2 / self.half_life
+
+    def rank_floor(self, score: float, when: datetime) -> float:
+        """The rank above which a contact's score at `when` is above `score`."""
+        if score <= 0:
+            return float("-inf")
+        return math.log(score) + when.timestamp() * LN2 / self.half_life
+
+
+def url_path(url: str) -> str:
+    try:
+        return urlsplit(url).path or "/"
+    except ValueError:
+        return url[:200]
+
+
+def is_pricing_view(url: str, pricing_path: str) -> bool:
+    return bool(pricing_path) and pricing_path in url_path(url)
+
+
+def event_kind(event: Event, scale: Scale) -> str:
+    """The weight key of an event: a page view of the pricing path is a pricing view."""
+    if event.kind == Event.Kind.PAGE_VIEW and is_pricing_view(event.url, scale.pricing_path):
+        return "pricing_view"
+    return event.kind
+
+
+def event_reason(event: Event, kind: str) -> str:
+    """What the contact did, in words for the salesperson."""
+    props = event.properties if isinstance(event.properties, dict) else {}
+    if kind in ("page_view", "pricing_view"):
+        return f"Viewed {url_path(event.url)}"
+    if kind == "product_view":
+        label = props.get("name") or props.get("sku") or url_path(event.url)
+        return f"Viewed product {label}"
+    if kind == "purchase":
+        amount = props.get("amount")
+        currency = props.get("currency") or ""
+        order = props.get("order_id")
+        text = "Bought"
+        if order:
+            text += f" order {order}"
+        if amount not in (None, ""):
+            text += f" ({amount} {currency})".replace(" )", ")")
+        return text
+    if kind == "form":
+        label = props.get("form_name") or props.get("form") or props.get("form_id") or "a form"
+        return f"Filled form '{label}'" if label != "a form" else "Filled a form"
+    if kind == "email_open":
+        campaign = props.get("campaign")
+        return f"Opened the '{campaign}' e-mail" if campaign else "Opened an e-mail"
+    if kind == "email_click":
+        label = props.get("link") or props.get("campaign") or url_path(event.url)
+        return f"Clicked '{label}' link"
+    if kind == "meeting":
+        return f"Meeting: {props.get('subject') or event.title or event.name or 'held'}"
+    return f"Did {event.name or 'a website action'}"
+
+
+@dataclass
+class Exposure:
+    """One scored thing a contact did: its weight key, points, when, and why."""
+
+    contact_id: int
+    kind: str
+    points: float
+    at: datetime
+    reason: str
+    event_id: object = None
+
+
+@dataclass
+class Crossing:
+    """A contact became sales-ready at `at`; `engagement` holds the state after the batch."""
+
+    engagement: Engagement
+    at: datetime
+    changes: list[ScoreChange] = field(default_factory=list)
+
+
+def _locked_engagements(contact_ids: list[int], first_at: dict[int, datetime]) -> dict:
+    """The contacts' Engagement rows, locked until commit; missing ones are created first (two
+    workers creating the same row at once leave one, which both then lock in turn). Locks are
+    taken in contact order so that concurrent batches cannot deadlock."""
+    rows = {
+        row.contact_id: row
+        for row in Engagement.objects.select_for_update()
+        .filter(contact_id__in=contact_ids)
+        .order_by("contact_id")
+    }
+    missing = [cid for cid in contact_ids if cid not in rows]
+    if missing:
+        Engagement.objects.bulk_create(
+            [Engagement(contact_id=cid, value=0, at=first_at[cid]) for cid in missing],
+            ignore_conflicts=True,
+        )
+        rows.update(
+            (row.contact_id, row)
+            for row in Engagement.objects.select_for_update()
+            .filter(contact_id__in=missing)
+            .order_by("contact_id")
+        )
+    return rows
+
+
+def _apply(row: Engagement, exposure: Exposure, scale: Scale, now: datetime) -> bool:
+    """Add one exposure to a row (in memory); True when it made the contact sales-ready."""
+    if exposure.at >= row.at:
+        before = scale.value_at(row.value, row.at, exposure.at)
+        row.value = before + exposure.points
+        row.at = exposure.at
+    else:
+        # Arrived late: its points, decayed to the row's moment, join the stored value.
+        before = row.value
+        row.value += exposure.points * scale.decay((row.at - exposure.at).total_seconds())
+    if row.sales_ready and before < scale.rearm_level:
+        row.sales_ready = False
+        row.ready_since = None
+    if row.sales_ready or row.value < scale.threshold:
+        return False
+    if row.last_crossed_at is not None and exposure.at - row.last_crossed_at < scale.cooldown:
+        return False
+    # A backlog replayed long after (a visitor identified today, with last month's visits)
+    # crosses only if the score is still over the threshold now.
+    if scale.value_at(row.value, row.at, max(now, row.at)) < scale.threshold:
+        return False
+    row.sales_ready = True
+    row.ready_since = exposure.at
+    row.last_crossed_at = exposure.at
+    return True
+
+
+def score_exposures(
+    *, exposures: list[Exposure], settings: TrackingSettings | None = None, now=None
+) -> list[Crossing]:
+    """Add exposures to their contacts' scores, in a few queries for any number of contacts:
+    lock the Engagement rows, compute in Python, write them back with one statement, and copy
+    in one ScoreChange per exposure. Returns the crossings; the caller notifies (see
+    `crossings_notify`). Runs in the caller's transaction and holds the rows' locks until it
+    commits."""
+    if not exposures:
+        return []
+    settings = settings or tracking_settings()
+    scale = Scale.of(settings)
+    now = now or timezone.now()
+    by_contact: dict[int, list[Exposure]] = defaultdict(list)
+    for exposure in exposures:
+        by_contact[exposure.contact_id].append(exposure)
+    first_at = {cid: min(e.at for e in items) for cid, items in by_contact.items()}
+    rows = _locked_engagements(sorted(by_contact), first_at)
+    changes: list[ScoreChange] = []
+    crossings: list[Crossing] = []
+    for cid, items in by_contact.items():
+        row = rows[cid]
+        crossing = None
+        for exposure in sorted(items, key=lambda e: e.at):
+            crossed = _apply(row, exposure, scale, now)
+            change = ScoreChange(
+                contact_id=cid,
+                event_id=exposure.event_id,
+                kind=exposure.kind,
+                reason=exposure.reason[:300],
+                points=exposure.points,
+                at=exposure.at,
+                score=scale.value_at(row.value, row.at, max(row.at, exposure.at)),
+            )
+            changes.append(change)
+            if crossed:
+                crossing = Crossing(engagement=row, at=exposure.at)
+        row.rank = scale.rank(row.value, row.at)
+        if crossing is not None:
+            crossings.append(crossing)
+    Engagement.objects.bulk_create(
+        list(rows.values()),
+        update_conflicts=True,
+        unique_fields=["contact"],
+        update_fields=["value", "at", "rank", "sales_ready", "ready_since", "last_crossed_at"],
+    )
+    copy_insert(changes)
+    return crossings
+
+
+def exposures_of_events(events: Iterable[Event], scale: Scale) -> list[Exposure]:
+    exposures = []
+    for event in events:
+        if event.contact_id is None:
+            continue
+        kind = event_kind(event, scale)
+        points = scale.weights.get(kind, 0.0)
+        if points <= 0:
+            continue
+        exposures.append(
+            Exposure(
+                contact_id=event.contact_id,
+                kind=kind,
+                points=points,
+                at=event.occurred_at,
+                reason=event_reason(event, kind),
+                event_id=event.pk,
+            )
+        )
+    return exposures
+
+
+def score_events(*, events: Iterable[Event], now=None) -> list[Crossing]:
+    """Score a batch of events that carry their contact and have been rolled up (once) by the
+    caller, in the caller's transaction; the drain calls this per batch. Events without a
+    contact, or of a kind weighted 0, add nothing."""
+    events = list(events)
+    settings = tracking_settings()
+    scale = Scale.of(settings)
+    crossings = score_exposures(
+        exposures=exposures_of_events(events, scale), settings=settings, now=now
+    )
+    return crossings
+
+
+def score_now(engagement: Engagement | None, at=None, settings=None) -> float:
+    """A contact's score at `at` (default now), from its stored value and moment."""
+    if engagement is None:
+        return 0.0
+    scale = Scale.of(settings or tracking_settings())
+    return scale.value_at(engagement.value, engagement.at, at or timezone.now())
+
+
+def exposure_record(*, contact, kind: str, reason: str, occurred_at=None, event=None):
+    """Score one exposure recorded by another app (an e-mail open or click, a meeting, a form
+    submission), in the caller's transaction."""
+    settings = tracking_settings()
+    points = float(settings.weights.get(kind, 0))
+    if points <= 0:
+        return []
+    with transaction.atomic():
+        return score_exposures(
+            exposures=[
+                Exposure(
+                    contact_id=contact.pk,
+                    kind=kind,
+                    points=points,
+                    at=occurred_at or timezone.now(),
+                    reason=reason,
+                    event_id=event.pk if event is not None else None,
+                )
+            ],
+            settings=settings,
+        )
