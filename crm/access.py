@@ -15,6 +15,7 @@ accounts' contacts and opportunities.
 from dataclasses import dataclass
 from functools import wraps
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
 from django.urls import reverse
@@ -93,6 +94,8 @@ class NavItem:
     label: str
     url_name: str
     action: str | None
+    # Shown only while this setting is set (a development tool such as the mail catcher).
+    setting: str | None = None
 
     @property
     def url(self) -> str:
@@ -110,11 +113,17 @@ NAVIGATION = (
     NavItem("Users", "users:list", "users.manage"),
     NavItem("API", "integrations:api_key_list", "api.manage"),
     NavItem("Webhooks", "integrations:webhook_list", "webhooks.manage"),
+    NavItem("Caught mail", "caught_mail_list", None, setting="CRM_MAILCATCHER_DIR"),
 )
 
 
 def navigation_for(user) -> list[NavItem]:
-    return [item for item in NAVIGATION if item.action is None or can(user, item.action)]
+    return [
+        item
+        for item in NAVIGATION
+        if (item.action is None or can(user, item.action))
+        and (item.setting is None or getattr(settings, item.setting))
+    ]
 
 
 def _owners_q(user, owner_field: str) -> Q:

@@ -99,6 +99,8 @@ class Supervisor:
                 ],
             )
             self.env["EMAIL_URL"] = f"smtp://127.0.0.1:{mail_port}"
+            # The app stamps each message with its tenant and shows it at /mail/ (crm.mailcatcher).
+            self.env["CRM_MAILCATCHER_DIR"] = str(root / "mail")
 
     def spawn(self, name: str, command: list[str]) -> None:
         process = subprocess.Popen(
@@ -186,8 +188,9 @@ class Supervisor:
         base, port = self.env["CRM_BASE_DOMAIN"], self.port
         logins = "\n".join(f"    {role:<10} {email}" for email, role, _ in DEMO_USERS)
         mail = (
-            f"{embedded.data_dir() / 'mail'} (read it: .venv/bin/python manage.py read_mail)"
-            if self.env["EMAIL_URL"].startswith("smtp://127.0.0.1")
+            f"the local catcher; read it at http://{DEMO_SLUG}.{base}:{port}/mail/ "
+            "(each workspace at its own /mail/), or: .venv/bin/python manage.py read_mail"
+            if self.env.get("CRM_MAILCATCHER_DIR")
             else self.env["EMAIL_URL"]
         )
         print(

@@ -251,6 +251,12 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default=f"CRM <no-reply@{CRM_
 # protection: one or more "user:password" (a comma-separated list, for rotating it). Without it
 # the webhooks answer 404 rather than take events from anyone.
 ANYMAIL = {"WEBHOOK_SECRET": env.list("ANYMAIL_WEBHOOK_SECRET", default=[])}
+# The Maildir of `make run`'s local mail catcher (crm.mailcatcher), set by crm.run. When set, each
+# message sent is stamped with its tenant and each tenant reads its own caught mail at /mail/;
+# unset (production), that page does not exist.
+CRM_MAILCATCHER_DIR = env.str("CRM_MAILCATCHER_DIR", default="")
+if CRM_MAILCATCHER_DIR:
+    EMAIL_BACKEND = "crm.mailcatcher.TenantStampingBackend"
 
 # --- auth -------------------------------------------------------------------------------------
 

@@ -3,7 +3,7 @@ from django.urls import include, path, re_path
 from campaigns.engagement_views import email_click, email_open
 from campaigns.esp import webhook_urlpatterns
 from campaigns.unsubscribe import unsubscribe_page
-from crm import views
+from crm import mailcatcher_views, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -20,6 +20,9 @@ urlpatterns = [
     # Public, behind basic auth: the ESP's delivery, bounce and complaint events (campaigns.esp),
     # e.g. /anymail/postmark/tracking/.
     path("anymail/", include((webhook_urlpatterns, "anymail"))),
+    # `make run`'s caught mail, read in the browser (404 unless the catcher is in use).
+    path("mail/", mailcatcher_views.caught_mail_list, name="caught_mail_list"),
+    path("mail/<str:key>/", mailcatcher_views.caught_mail_detail, name="caught_mail_detail"),
     path("", include("integrations.urls")),
     path("", include("crm.api.urls")),
 ]
