@@ -3,14 +3,14 @@ complaints and unsubscribes, through Anymail's tracking webhooks.
 
 The ESP posts its events to `/anymail/<esp>/tracking/` on the tenant's own host, like every
 tenant URL, so each event is handled in that tenant's schema. Anymail turns every ESP's payload
-into one `AnymailTrackingEvent` and sends the `anymail.signals.tracking` signal, whose receiver
-here is the only ESP-specific-free code we need: any ESP Anymail supports works the same way. We
+into one `AnymailTrackingEvent` and sends the `anymail.signals.tracking` signal; the receiver
+here knows nothing of any one ESP, so every ESP Anymail supports works the same way. We
 document Postmark (`/anymail/postmark/tracking/`): one JSON object per event, and basic auth put
 in the webhook URL (https://user:password@<slug>.<base domain>/anymail/postmark/tracking/).
 
 Finding the message an event is about. Most ESPs report their own message id, not our
-Message-ID header, but all of them give back the metadata a message was sent with. So each
-campaign message carries `outbox_metadata()` (the tenant's schema and the outbox row); an ESP
+Message-ID header, but they give back the metadata a message was sent with. So each campaign
+message carries `outbox_metadata()` (the tenant's schema and the outbox row); an ESP
 that reports the Message-ID header instead (`<campaign.row@tenant host>`, see
 campaigns.sending) is understood too. Either way the row must also be to the event's recipient,
 and metadata naming another tenant's schema is ignored, so an event posted to the wrong tenant's
