@@ -311,3 +311,27 @@ class PersonalizationBlock(models.Model):
 
     def __str__(self):
         return self.name
+
+
+class MergeOffer(models.Model):
+    """A browser linked to `contact` also identified as `other` (a shared laptop, a forwarded
+    e-mail): two identified contacts are never merged automatically, so the salesperson is
+    offered the merge instead. Hidden once the two are one contact (a merge leaves
+    contact == other)."""
+
+    contact = models.ForeignKey(
+        "contacts.Contact", on_delete=models.CASCADE, related_name="merge_offers"
+    )
+    other = models.ForeignKey("contacts.Contact", on_delete=models.CASCADE, related_name="+")
+    visitor_id = models.UUIDField()
+    # How the browser identified as `other`: "identify", "email_click", "form".
+    how = models.CharField(max_length=20)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["contact", "other"], name="merge_offer_once")
+        ]
+
+    def __str__(self):
+        return f"{self.contact_id} may be {self.other_id}"
