@@ -26,6 +26,7 @@ import smtplib
 import time
 from datetime import datetime, timedelta
 
+from anymail.exceptions import AnymailRecipientsRefused
 from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
@@ -36,6 +37,7 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from campaigns.engagement import EmailTracker
+from campaigns.esp import outbox_metadata
 from campaigns.governor import Governor, in_window
 from campaigns.models import Campaign, CampaignMember, OutboxMessage, Suppression
 from campaigns.segments import segment_contacts
@@ -407,9 +409,11 @@ def chunk_send(*, campaign_id: int, first_id: int, last_id: int) -> int:
             message = email_message(
                 rendered, to=email, headers={**message_headers(url=url), "Message-ID": message_id}
             )
-            if smtp.connection.sock is None:
-                # The server closed the connection after refusing the last one (421): this
-                # message has not been handed over yet, so open a new one.
+            # Through an ESP (Anymail), its events about the message find the row by this.
+            message.metadata = outbox_metadata(outbox_id=row_id)
+            if getattr(getattr(smtp, "connection", None), "sock", False) is None:
+                # The SMTP server closed the connection after refusing the last one (421):
+                # this message has not been handed over yet, so open a new one.
                 smtp.close()
                 smtp.open()
             message.connection = smtp
@@ -419,6 +423,9 @@ def chunk_send(*, campaign_id: int, first_id: int, last_id: int) -> int:
                 # The server answered with a refusal: this message is not delivered, the
                 # connection is still good for the next.
                 claim.mark(row_id, Row.FAILED, _refusal(error))
+                continue
+            except AnymailRecipientsRefused as error:
+                claim.mark(row_id, Row.FAILED, str(error))
                 continue
             claim.mark(row_id, Row.SENT)
             sent.append(contact_id)

@@ -299,3 +299,23 @@ def test_send_pages_are_for_marketing_roles_and_never_cross_tenants(client, admi
     assert client.post(f"/campaigns/{campaign.pk}/send/resume/", **BETA).status_code == 404
     assert client.get(f"/campaigns/{campaign.pk}/send/audience/", **BETA).status_code == 404
     assert client.get(f"/campaigns/{campaign.pk}/send/progress/", **BETA).status_code == 404
+
+
+@pytest.mark.django_db
+def test_through_an_esp_each_message_carries_its_outbox_row_for_the_esps_events(admin, settings):
+    from django.core import mail
+
+    settings.EMAIL_BACKEND = "anymail.backends.test.EmailBackend"
+    campaign = campaign_ready(admin, n=3)
+    sending.campaign_send(actor=admin, campaign=campaign)
+    send_all(campaign)
+
+    rows = OutboxMessage.objects.filter(campaign=campaign)
+    assert set(rows.values_list("status", flat=True)) == {"sent"}
+    assert sorted(m.metadata["crm_outbox"] for m in mail.outbox) == sorted(
+        str(pk) for pk in rows.values_list("pk", flat=True)
+    )
+    assert {m.metadata["crm_tenant"] for m in mail.outbox} == {connection.schema_name}
+    assert {m.extra_headers["Message-ID"] for m in mail.outbox} == set(
+        rows.values_list("message_id", flat=True)
+    )
