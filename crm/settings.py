@@ -75,6 +75,7 @@ TENANT_APPS = [
     "campaigns",
     "tracking",
     "integrations",
+    "leads",
 ]
 INSTALLED_APPS = list(SHARED_APPS) + [a for a in TENANT_APPS if a not in SHARED_APPS]
 

@@ -11,6 +11,8 @@ urlpatterns = [
     path("", include("contacts.urls")),
     path("opportunities/", include("opportunities.urls")),
     path("campaigns/", include("campaigns.urls")),
+    # Lead-capture forms: the builder under /forms/, the public pages under /f/.
+    path("", include("leads.urls")),
     # Public: the link in every marketing e-mail; its signed token is the only authority.
     path("u/<str:token>/", unsubscribe_page, name="unsubscribe"),
     # Public: the open pixel and click redirect of campaign e-mail (campaigns.engagement). The
