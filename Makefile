@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: run test lint bench bench-platform bench-sales bench-api browser
+.PHONY: run test lint bench bench-platform bench-sales bench-api bench-campaigns browser
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -51,3 +51,10 @@ bench-sales: $(STAMP)
 # BENCH_BULK_ROUNDS (1,000-contact batches per client, default 3) scale it down.
 bench-api: $(STAMP)
 	$(VENV)/bin/python -W ignore bench/bench_api.py
+
+# BENCH_RECIPIENTS (default 100,000) and BENCH_RENDER (messages rendered alone and sent by the
+# bare smtplib loop, default 20,000) scale it down; BENCH_WORKER_CONCURRENCY (default 2) and
+# BENCH_WORKER_POOL (default prefork) set the Celery worker's pool; BENCH_PROFILE=<n> profiles
+# chunk_send in-process on n messages.
+bench-campaigns: $(STAMP)
+	$(VENV)/bin/python -W ignore bench/bench_campaigns.py
