@@ -28,6 +28,7 @@ from campaigns.templating import RenderedEmail
 from crm.tenants.models import Tenant
 from crm.tenants.selectors import tenant_url
 from tracking.models import TimelineEntry
+from tracking.scoring import exposure_record
 from tracking.services import timeline_add
 
 OPEN_SALT = "campaigns.engagement.open"
@@ -155,6 +156,12 @@ def email_open_record(*, outbox_id: int) -> bool:
             occurred_at=now,
         )
         _advance(outbox, CampaignMember.Status.OPENED)
+        exposure_record(
+            contact=outbox.contact,
+            kind="email_open",
+            reason=f"Opened the '{outbox.campaign.name}' e-mail",
+            occurred_at=now,
+        )
     return True
 
 
@@ -191,3 +198,9 @@ def email_click_record(*, outbox: OutboxMessage, link: CampaignLink) -> None:
         occurred_at=now,
     )
     _advance(outbox, CampaignMember.Status.CLICKED)
+    exposure_record(
+        contact=outbox.contact,
+        kind="email_click",
+        reason=f"Clicked '{outbox.campaign.name}' link: {link.url}",
+        occurred_at=now,
+    )

@@ -12,6 +12,7 @@ from django.utils import timezone
 from contacts.models import Account, Activity, Appointment, Contact, Task
 from crm.bulk_insert import copy_insert, copy_update
 from integrations.webhooks import webhook_emit, webhook_emit_many
+from tracking import lifecycle, scoring
 from tracking.models import AuditEntry, TimelineEntry
 from tracking.services import (
     audit_entry,
@@ -82,6 +83,14 @@ def records_bulk_save(
         if rows:
             fields = sorted({n for _, changes in rows for n in changes} | {"updated_at"})
             copy_update([r for r, _ in rows], fields)
+    lifecycle.lifecycle_manual_changes(
+        changes=[
+            (r, *c["lifecycle_stage"])
+            for r, c in really_changed
+            if isinstance(r, Contact) and "lifecycle_stage" in c
+        ],
+        actor=actor,
+    )
     copy_insert(
         [audit_entry(instance=r, action="created", actor=actor) for r in created]
         + [
@@ -124,7 +133,13 @@ def contact_create(*, actor, **fields) -> Contact:
 
 @transaction.atomic
 def contact_update(*, actor, contact: Contact, **fields) -> Contact:
-    return _update(actor=actor, instance=contact, fields=fields, contact=contact)
+    stage = Contact.objects.select_for_update().values_list("lifecycle_stage", flat=True)
+    before = stage.get(pk=contact.pk)
+    _update(actor=actor, instance=contact, fields=fields, contact=contact)
+    lifecycle.lifecycle_manual_changes(
+        changes=[(contact, before, contact.lifecycle_stage)], actor=actor
+    )
+    return contact
 
 
 @transaction.atomic
@@ -206,6 +221,13 @@ def activity_log(
         actor=actor,
         occurred_at=activity.occurred_at,
     )
+    if kind == Activity.Kind.MEETING and contact is not None:
+        scoring.exposure_record(
+            contact=contact,
+            kind="meeting",
+            reason=f"Meeting: {subject}",
+            occurred_at=activity.occurred_at,
+        )
     return activity
 
 

@@ -18,6 +18,7 @@ from opportunities.models import (
     Stage,
     StageChange,
 )
+from tracking import lifecycle
 from tracking.models import AuditEntry, TimelineEntry
 from tracking.services import audit_record, audited_update, field_values, timeline_add
 
@@ -31,6 +32,19 @@ def _closing_fields(opportunity: Opportunity, stage: Stage, previous: Stage | No
         opportunity.closed_at = None
         opportunity.close_reason = ""
         opportunity.forecast_category = ForecastCategory.PIPELINE
+
+
+def _lifecycle(opportunity: Opportunity, stage: Stage, previous: Stage | None, actor) -> None:
+    """The primary contact's life-cycle stage follows the deal: opened, won or lost."""
+    if stage.is_won:
+        change = lifecycle.WON
+    elif stage.is_lost:
+        change = lifecycle.LOST
+    elif previous is None or previous.is_won or previous.is_lost:
+        change = lifecycle.OPENED
+    else:
+        return
+    lifecycle.lifecycle_opportunity_changed(opportunity=opportunity, change=change, actor=actor)
 
 
 @transaction.atomic
@@ -53,6 +67,7 @@ def opportunity_create(*, actor, **fields) -> Opportunity:
         actor=actor,
         summary=f"New opportunity {opportunity.name} in {opportunity.stage}",
     )
+    _lifecycle(opportunity, opportunity.stage, None, actor)
     webhook_emit(event="opportunity.created", instance=opportunity)
     return opportunity
 
@@ -113,6 +128,7 @@ def opportunity_move_stage(
         actor=actor,
         summary=f"{summary}: {locked.close_reason}" if locked.close_reason else summary,
     )
+    _lifecycle(locked, stage, previous, actor)
     # A move is one event, stage_changed (not also "updated"), naming both stages.
     webhook_emit(
         event="opportunity.stage_changed",

@@ -18,15 +18,23 @@ sees every fall below it.
 import math
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
-from django.db import transaction
+from django.conf import settings as django_settings
+from django.core.mail import EmailMessage, get_connection
+from django.db import connection, transaction
+from django.urls import reverse
 from django.utils import timezone
 
+from contacts.models import Contact, Task
 from crm.bulk_insert import copy_insert
-from tracking.models import Engagement, Event, ScoreChange, TrackingSettings
+from crm.tenants.models import Tenant
+from crm.tenants.selectors import tenant_url
+from tracking import lifecycle
+from tracking.models import Engagement, Event, ScoreChange, TimelineEntry, TrackingSettings
+from tracking.services import timeline_add
 
 LN2 = math.log(2)
 DAY = 86400.0
@@ -143,11 +151,11 @@ class Exposure:
 
 @dataclass
 class Crossing:
-    """A contact became sales-ready at `at`; `engagement` holds the state after the batch."""
+    """A contact became sales-ready at `at` with `score`; `engagement` is their row."""
 
     engagement: Engagement
     at: datetime
-    changes: list[ScoreChange] = field(default_factory=list)
+    score: float
 
 
 def _locked_engagements(contact_ids: list[int], first_at: dict[int, datetime]) -> dict:
@@ -238,7 +246,7 @@ def score_exposures(
             )
             changes.append(change)
             if crossed:
-                crossing = Crossing(engagement=row, at=exposure.at)
+                crossing = Crossing(engagement=row, at=exposure.at, score=row.value)
         row.rank = scale.rank(row.value, row.at)
         if crossing is not None:
             crossings.append(crossing)
@@ -276,14 +284,26 @@ def exposures_of_events(events: Iterable[Event], scale: Scale) -> list[Exposure]
 
 def score_events(*, events: Iterable[Event], now=None) -> list[Crossing]:
     """Score a batch of events that carry their contact and have been rolled up (once) by the
-    caller, in the caller's transaction; the drain calls this per batch. Events without a
-    contact, or of a kind weighted 0, add nothing."""
-    events = list(events)
+    caller, and move the contacts' life-cycle stages, in the caller's transaction: the drain
+    calls this per batch. Events without a contact add nothing; a kind weighted 0 adds no
+    points but still counts for the stage (a purchase is a purchase). Crossings of the
+    threshold get their action item, timeline entry and e-mail (sent after commit)."""
+    events = [event for event in events if event.contact_id is not None]
+    if not events:
+        return []
     settings = tracking_settings()
     scale = Scale.of(settings)
     crossings = score_exposures(
         exposures=exposures_of_events(events, scale), settings=settings, now=now
     )
+    signals = []
+    for event in events:
+        kind = event_kind(event, scale)
+        signal = lifecycle.event_signal(kind)
+        if signal is not None:
+            signals.append((event.contact_id, signal, event.occurred_at, event_reason(event, kind)))
+    lifecycle.lifecycle_signals_apply(signals=signals)
+    crossings_notify(crossings=crossings, settings=settings)
     return crossings
 
 
@@ -295,24 +315,212 @@ def score_now(engagement: Engagement | None, at=None, settings=None) -> float:
     return scale.value_at(engagement.value, engagement.at, at or timezone.now())
 
 
-def exposure_record(*, contact, kind: str, reason: str, occurred_at=None, event=None):
+def is_ready(engagement: Engagement | None, *, scale: Scale, at=None) -> bool:
+    """Sales-ready as shown now: flagged at a crossing, and not yet fallen below the re-arm
+    level (the flag itself is cleared at the next exposure)."""
+    if engagement is None or not engagement.sales_ready:
+        return False
+    return scale.value_at(engagement.value, engagement.at, at or timezone.now()) >= (
+        scale.rearm_level
+    )
+
+
+@transaction.atomic
+def exposure_record(
+    *, contact, kind: str, reason: str, occurred_at=None, event=None
+) -> list[Crossing]:
     """Score one exposure recorded by another app (an e-mail open or click, a meeting, a form
-    submission), in the caller's transaction."""
+    submission) and apply its life-cycle rule, in the caller's transaction. `kind` is a weight
+    key (see TrackingSettings.weights)."""
     settings = tracking_settings()
+    at = occurred_at or timezone.now()
     points = float(settings.weights.get(kind, 0))
-    if points <= 0:
-        return []
-    with transaction.atomic():
-        return score_exposures(
+    crossings = []
+    if points > 0:
+        crossings = score_exposures(
             exposures=[
                 Exposure(
                     contact_id=contact.pk,
                     kind=kind,
                     points=points,
-                    at=occurred_at or timezone.now(),
+                    at=at,
                     reason=reason,
                     event_id=event.pk if event is not None else None,
                 )
             ],
             settings=settings,
         )
+    signal = lifecycle.event_signal(kind)
+    if signal is not None:
+        lifecycle.lifecycle_signals_apply(signals=[(contact.pk, signal, at, reason)])
+    crossings_notify(crossings=crossings, settings=settings)
+    return crossings
+
+
+# --- the threshold of acceptance: telling the owner ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reason:
+    """What moved a score: one kind of exposure with the same description, summed."""
+
+    kind: str
+    reason: str
+    count: int
+    points: float  # what it still counts for at the moment asked about
+
+
+def reasons_at(
+    changes: Iterable[ScoreChange], *, scale: Scale, at: datetime, limit: int | None = None
+) -> list[Reason]:
+    """The score's breakdown at `at`: each reason's points decayed to `at`, largest first."""
+    totals: dict[tuple[str, str], list] = {}
+    for change in changes:
+        if change.at > at:
+            continue
+        entry = totals.setdefault((change.kind, change.reason), [0, 0.0])
+        entry[0] += 1
+        entry[1] += change.points * scale.decay((at - change.at).total_seconds())
+    found = [Reason(kind, reason, n, points) for (kind, reason), (n, points) in totals.items()]
+    found.sort(key=lambda r: (-r.points, r.reason))
+    return found[:limit] if limit else found
+
+
+def fit_grade(contact, ideal: dict) -> str:
+    """A-D by the share of the ideal customer's fields the contact (or its account) matches;
+    blank when the tenant has not described its ideal customer. Kept apart from the score:
+    a perfect fit may not be interested yet, and an eager visitor may be a poor fit."""
+    checks = []
+    account = contact.account
+
+    def among(values, *candidates) -> bool:
+        wanted = {str(v).strip().lower() for v in values}
+        return any((c or "").strip().lower() in wanted for c in candidates if c)
+
+    for name in ("industry", "territory", "customer_type"):
+        values = ideal.get(name) or []
+        if not values:
+            continue
+        own = getattr(contact, name, "") if name != "industry" else ""
+        theirs = getattr(account, name, "") if account is not None else ""
+        checks.append(among(values, own, theirs))
+    sizes = ideal.get("size") or []
+    if sizes:
+        employees = account.employees if account is not None else None
+        checks.append(employees is not None and any(size_holds(s, employees) for s in sizes))
+    if not checks:
+        return ""
+    share = sum(checks) / len(checks)
+    if share == 1:
+        return "A"
+    if share >= 0.5:
+        return "B"
+    return "C" if share > 0 else "D"
+
+
+def size_holds(size: str, employees: int) -> bool:
+    """Whether a company size band ("11-50", "1000+", "200") holds a number of employees."""
+    text = str(size).replace(" ", "")
+    if text.endswith("+") and text[:-1].isdigit():
+        return employees >= int(text[:-1])
+    low, _, high = text.partition("-")
+    if low.isdigit() and high.isdigit():
+        return int(low) <= employees <= int(high)
+    return text.isdigit() and employees == int(text)
+
+
+@dataclass
+class Notice:
+    """What the owner is told about a crossing."""
+
+    crossing: Crossing
+    contact: object
+    reasons: list[Reason]
+
+    @property
+    def reason_lines(self) -> str:
+        return "\n".join(
+            f"- {r.reason}" + (f" ({r.count}x)" if r.count > 1 else "") + f": {r.points:+.1f}"
+            for r in self.reasons
+        )
+
+
+def crossings_notify(*, crossings: list[Crossing], settings: TrackingSettings) -> None:
+    """For each crossing: the fit grade, a SCORE timeline entry with the reasons, an action item
+    for the owner and an e-mail to them after commit. Crossings are rare (once per contact per
+    cooldown), so a few queries each are fine. Runs in the scoring transaction."""
+    if not crossings:
+        return
+
+    scale = Scale.of(settings)
+    ids = [c.engagement.contact_id for c in crossings]
+    contacts = Contact.objects.select_related("owner", "account").in_bulk(ids)
+    window = min(c.at for c in crossings) - timedelta(seconds=4 * scale.half_life)
+    changes: dict[int, list[ScoreChange]] = defaultdict(list)
+    for change in ScoreChange.objects.filter(contact_id__in=ids, at__gte=window):
+        changes[change.contact_id].append(change)
+    notices = []
+    for crossing in crossings:
+        contact = contacts.get(crossing.engagement.contact_id)
+        if contact is None:
+            continue
+        grade = fit_grade(contact, settings.ideal_customer or {})
+        Engagement.objects.filter(pk=contact.pk).update(fit_grade=grade)
+        notice = Notice(
+            crossing=crossing,
+            contact=contact,
+            reasons=reasons_at(changes[contact.pk], scale=scale, at=crossing.at, limit=5),
+        )
+        summary = (
+            f"Sales-ready: engagement score {crossing.score:.0f} reached the threshold "
+            f"{settings.threshold:g}"
+        )
+        timeline_add(
+            kind=TimelineEntry.Kind.SCORE,
+            summary=summary,
+            detail=notice.reason_lines,
+            contact=contact,
+            occurred_at=crossing.at,
+        )
+        if contact.owner is not None and contact.owner.is_active:
+            # Made by the CRM itself (no user): the SCORE entry above is its timeline line.
+            Task.objects.create(
+                assignee=contact.owner,
+                title=f"Talk to {contact.full_name}: ready to talk (score {crossing.score:.0f})",
+                notes="What moved the score:\n" + notice.reason_lines,
+                due_on=timezone.localdate(),
+                priority=Task.Priority.HIGH,
+                contact=contact,
+                account=contact.account,
+            )
+            notices.append(notice)
+    if notices:
+        messages = [_owner_message(notice) for notice in notices]
+        transaction.on_commit(lambda: _send(messages), robust=True)
+
+
+def _owner_message(notice: Notice):
+
+    contact = notice.contact
+    tenant = Tenant.objects.get(schema_name=connection.schema_name)
+    link = tenant_url(tenant, reverse("contacts:contact_detail", args=[contact.pk]))
+    body = (
+        f"{contact.full_name}"
+        + (f" ({contact.account})" if contact.account else "")
+        + f" is ready to talk: their engagement score reached {notice.crossing.score:.0f}.\n\n"
+        + "What moved the score:\n"
+        + notice.reason_lines
+        + f"\n\nTheir page: {link}\n"
+    )
+    return EmailMessage(
+        subject=f"Ready to talk: {contact.full_name}",
+        body=body,
+        from_email=django_settings.DEFAULT_FROM_EMAIL,
+        to=[contact.owner.email],
+    )
+
+
+def _send(messages) -> None:
+
+    with get_connection() as mail:
+        mail.send_messages(messages)
