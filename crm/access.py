@@ -41,6 +41,8 @@ RULES: dict[str, frozenset[str]] = {
     "segments.manage": frozenset({Role.ADMIN, Role.MANAGER, Role.MARKETING}),
     # Lead-capture forms: build them, take their embed snippet, read their submissions.
     "forms.manage": frozenset({Role.ADMIN, Role.MANAGER, Role.MARKETING}),
+    # Web personalization: the blocks the tenant's pages show by visitor, and their preview.
+    "personalization.manage": frozenset({Role.ADMIN, Role.MANAGER, Role.MARKETING}),
     # Letter templates for mail merge (writing a letter needs only to see the contact).
     "letters.manage": frozenset({Role.ADMIN, Role.MANAGER, Role.SALES, Role.MARKETING}),
     # Merging duplicate contacts or accounts (and undoing a merge), within the user's reach.

@@ -4,6 +4,7 @@ from campaigns.engagement_views import email_click, email_open
 from campaigns.esp import webhook_urlpatterns
 from campaigns.unsubscribe import unsubscribe_page
 from crm import mailcatcher_views, views
+from tracking import personalization_views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -13,6 +14,12 @@ urlpatterns = [
     path("campaigns/", include("campaigns.urls")),
     # Lead-capture forms: the builder under /forms/, the public pages under /f/.
     path("", include("leads.urls")),
+    path(
+        "marketing/personalization/",
+        include((personalization_views.urlpatterns, "personalization")),
+    ),
+    # Public: the tenant's pages ask which blocks to show a visitor (tracking.personalization).
+    path("t/personalize", personalization_views.personalize, name="personalize"),
     # Public: the link in every marketing e-mail; its signed token is the only authority.
     path("u/<str:token>/", unsubscribe_page, name="unsubscribe"),
     # Public: the open pixel and click redirect of campaign e-mail (campaigns.engagement). The
