@@ -26,6 +26,7 @@ from contacts.services import account_create, contact_create, contact_update, ta
 from crm.users.models import User
 from leads.models import ContactField, FormSubmission, LeadForm, TerritoryOwner
 from tracking.models import TimelineEntry
+from tracking.scoring import exposure_record
 from tracking.services import audit_record, audited_update, timeline_add
 
 CONFIRM_SALT = "leads.confirm"
@@ -305,6 +306,13 @@ def submission_process(*, submission: FormSubmission) -> FormSubmission:
         contact=contact,
         summary=f"Filled the form {form.name}",
         detail=detail,
+    )
+    # The engagement score and the life-cycle stage (a first form: awareness -> education).
+    exposure_record(
+        contact=contact,
+        kind="form",
+        reason=f"Filled form '{form.name}'",
+        occurred_at=locked.submitted_at,
     )
     owner = contact.owner
     if owner is not None and owner.is_active:

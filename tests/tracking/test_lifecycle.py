@@ -11,6 +11,7 @@ from contacts import services as contact_services
 from contacts.models import Contact
 from crm.demo import pipeline_ensure
 from crm.users.models import User
+from leads.services import lead_form_create, submission_receive
 from opportunities import services as opportunity_services
 from tracking.models import Event, LifecycleChange, TimelineEntry
 from tracking.scoring import exposure_record, score_events
@@ -196,3 +197,16 @@ def test_a_logged_meeting_scores_and_a_recorded_form_moves_the_stage(contact, ad
 
     assert contact.score_changes.filter(kind="meeting", reason="Meeting: Demo").exists()
     assert stage_of(contact) == "education"
+
+
+def test_a_filled_lead_form_scores_and_moves_its_contact_to_education(admin):
+    form = lead_form_create(
+        actor=admin, name="Trial", contact_fields=["first_name"], fallback_owner=admin
+    )
+
+    submission_receive(form=form, data={"email": "eve@x.test", "first_name": "Eve"})
+
+    contact = Contact.objects.get(email="eve@x.test")
+    assert contact.lifecycle_stage == "education"
+    assert contact.score_changes.get().reason == "Filled form 'Trial'"
+    assert LifecycleChange.objects.get(contact=contact).cause == "Filled form 'Trial'"
