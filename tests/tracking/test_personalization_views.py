@@ -324,3 +324,9 @@ def test_the_endpoint_answers_in_a_few_queries(client, site, django_assert_max_n
     # contact and score in one.
     with django_assert_max_num_queries(5):
         assert ask(client, f"vid={site}&slots=hero").json() == {"hero": "<p>AI fans</p>"}
+
+
+def test_the_campaign_list_links_to_web_personalization_for_marketers(marketer):
+    page = logged_in(marketer).get("/campaigns/", **ALPHA).content.decode()
+
+    assert f'href="{PAGES}">Web personalization</a>' in page
