@@ -224,7 +224,33 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": env.float("CRM_CAMPAIGN_SWEEP_SECONDS", default=60.0),
         "args": ["campaigns.tasks.campaigns_sweep"],
     },
+    # Website events: a drain for each tenant with new events in its buffer (tracking.tasks),
+    # and a sweep for entries a killed worker left pending.
+    "tracking-drains-dispatch": {
+        "task": "tracking.tasks.tracking_drains_dispatch",
+        "schedule": env.float("CRM_TRACKING_DISPATCH_SECONDS", default=1.0),
+    },
+    "tracking-drains-sweep": {
+        "task": "crm.tenants.tasks.for_each_tenant",
+        "schedule": 60.0,
+        "args": ["tracking.tasks.tracking_drain"],
+    },
 }
+
+# Website tracking (tracking.ingest, tracking.drain). The ingest endpoint reads a tenant's site
+# origins and identify secret at most this often per process.
+CRM_TRACKING_SITE_CACHE_SECONDS = env.float("CRM_TRACKING_SITE_CACHE_SECONDS", default=10.0)
+# Requests an address may make to the ingest endpoint per window (0: no limit).
+CRM_TRACKING_IP_LIMIT = env.int("CRM_TRACKING_IP_LIMIT", default=300)
+CRM_TRACKING_IP_WINDOW_SECONDS = env.int("CRM_TRACKING_IP_WINDOW_SECONDS", default=10)
+# Accepted requests a tenant's buffer may hold before the endpoint answers 503 (it never drops
+# what it has accepted).
+CRM_TRACKING_BACKLOG_MAX = env.int("CRM_TRACKING_BACKLOG_MAX", default=50_000)
+# Requests (each up to 100 events) per drain transaction, and how long one drain task runs.
+CRM_TRACKING_DRAIN_ENTRIES = env.int("CRM_TRACKING_DRAIN_ENTRIES", default=200)
+CRM_TRACKING_DRAIN_SECONDS = env.float("CRM_TRACKING_DRAIN_SECONDS", default=20.0)
+# Entries pending this long belong to a drain that is gone; another drain takes them over.
+CRM_TRACKING_CLAIM_IDLE_SECONDS = env.float("CRM_TRACKING_CLAIM_IDLE_SECONDS", default=60.0)
 
 # Outbound webhooks: attempts before a delivery goes to the dead-letter list, and whether
 # endpoints may be on loopback or private addresses (development and tests only: in production

@@ -1,0 +1,405 @@
+"""The drain: from a tenant's stream (tracking.buffer) into its schema, a large batch at a time.
+
+`drain()` runs in the tenant's schema, holding a Redis lock so that one drain per tenant runs at a
+time, and reads until the stream is empty or its time is up. Each batch (up to
+`CRM_TRACKING_DRAIN_ENTRIES` accepted requests, each up to 100 events) is one transaction:
+
+1. upsert the batch's visitors (first and last seen), locking their rows in id order;
+2. insert the events in one statement (`INSERT ... SELECT FROM unnest(...) ON CONFLICT (id) DO
+   NOTHING RETURNING`): an event already stored (a batch sent or drained twice) comes back from
+   nowhere and so is rolled up nowhere; an event of a visitor already identified takes the
+   visitor's contact and is marked rolled up;
+3. roll those events onto their contacts' timelines and scores (tracking.rollup);
+4. apply the batch's identifications (tracking.identity.visitor_identify), which roll up the
+   visitors' earlier anonymous events.
+
+Only after the commit are the entries acknowledged and deleted from the stream. A drain that dies
+mid-batch commits nothing and leaves its entries pending in the consumer group: the same process
+reads its own pending entries first on its next run, and any drain claims (XAUTOCLAIM) entries
+left pending longer than `CRM_TRACKING_CLAIM_IDLE_SECONDS` by a process that is gone. An entry
+that cannot be read, or names another tenant's schema, is never written: it is moved to the
+tenant's dead-letter stream and counted.
+
+Scheduling (see tracking.tasks): the ingest endpoint marks a tenant "dirty" in the same Lua call
+as its append; every second beat's dispatcher queues one drain task for each dirty tenant, and a
+sweep every minute queues one for every tenant, for entries left pending by a killed worker.
+"""
+
+import contextlib
+import logging
+import os
+import socket
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import msgspec
+import redis
+from django.conf import settings
+from django.db import DataError, IntegrityError, connection, transaction
+from django.utils import timezone
+
+from contacts.models import Contact
+from tracking import buffer
+from tracking.identity import contact_for_email, visitor_identify
+from tracking.ingest import Custom, ProductView, Purchase, Stored, decode_stored
+from tracking.models import Event, Visitor
+from tracking.rollup import events_roll_up
+
+logger = logging.getLogger(__name__)
+
+LOCK_SECONDS = 60
+# One name per worker process: a process reads its own pending entries back at once; those of
+# a process that is gone are claimed after CRM_TRACKING_CLAIM_IDLE_SECONDS.
+CONSUMER = f"{socket.gethostname()}-{os.getpid()}"
+# Consumers with nothing pending and idle this long (processes gone) are removed from the group.
+CONSUMER_FORGET_MS = 24 * 3600 * 1000
+
+_json = msgspec.json.Encoder()
+
+_VISITORS_UPSERT = f"""
+INSERT INTO {Visitor._meta.db_table} AS visitor (id, first_seen_at, last_seen_at)
+SELECT * FROM unnest(%s::uuid[], %s::timestamptz[], %s::timestamptz[])
+ON CONFLICT (id) DO UPDATE SET
+    first_seen_at = LEAST(visitor.first_seen_at, excluded.first_seen_at),
+    last_seen_at = GREATEST(visitor.last_seen_at, excluded.last_seen_at)
+"""
+
+_EVENTS_INSERT = f"""
+INSERT INTO {Event._meta.db_table} AS event (
+    id, visitor_id, contact_id, session_key, kind, name, occurred_at, received_at, url, title,
+    referrer, utm, properties, rolled_up_at
+)
+SELECT e.id, e.visitor_id, visitor.contact_id, e.session_key, e.kind, e.name, e.occurred_at,
+    e.received_at, e.url, e.title, e.referrer, e.utm::jsonb, e.properties::jsonb,
+    CASE WHEN visitor.contact_id IS NULL THEN NULL ELSE %s::timestamptz END
+FROM unnest(
+    %s::uuid[], %s::uuid[], %s::varchar[], %s::varchar[], %s::varchar[], %s::timestamptz[],
+    %s::timestamptz[], %s::text[], %s::varchar[], %s::text[], %s::text[], %s::text[]
+) AS e(id, visitor_id, session_key, kind, name, occurred_at, received_at, url, title, referrer,
+       utm, properties)
+LEFT JOIN {Visitor._meta.db_table} AS visitor ON visitor.id = e.visitor_id
+ON CONFLICT (id) DO NOTHING
+RETURNING event.id, event.visitor_id, event.contact_id, event.session_key, event.kind,
+    event.name, event.occurred_at, event.url, event.title, event.properties
+"""
+
+
+def _moment(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def _properties(event) -> dict:
+    if isinstance(event, ProductView):
+        props = {"sku": event.sku, "category": event.category, "name": event.name}
+        props = {key: value for key, value in props.items() if value}
+        if event.price is not None:
+            props["price"] = event.price
+        return props
+    if isinstance(event, Purchase):
+        return {
+            "order_id": event.order_id,
+            "amount": event.amount,
+            "currency": event.currency.upper(),
+            "items": msgspec.to_builtins(event.items),
+        }
+    if isinstance(event, Custom):
+        return event.props
+    return {}
+
+
+@dataclass
+class BatchResult:
+    inserted: int = 0
+    rolled_up: int = 0
+    identified: int = 0
+
+
+@dataclass
+class DrainResult:
+    entries: int = 0
+    inserted: int = 0
+    rolled_up: int = 0
+    identified: int = 0
+    dead_lettered: int = 0
+    batches: int = 0
+
+    def add(self, done: BatchResult, *, entries: int) -> None:
+        self.entries += entries
+        self.inserted += done.inserted
+        self.rolled_up += done.rolled_up
+        self.identified += done.identified
+
+
+def _visitors_upsert(batches: list[Stored]) -> None:
+    seen: dict[uuid.UUID, tuple[int, int]] = {}
+    for stored in batches:
+        times = [event.ts for event in stored.events] or [stored.r]
+        first, last = min(times), max(times)
+        if stored.v in seen:
+            first, last = min(first, seen[stored.v][0]), max(last, seen[stored.v][1])
+        seen[stored.v] = (first, last)
+    ids = sorted(seen)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _VISITORS_UPSERT,
+            [
+                ids,
+                [_moment(seen[i][0]) for i in ids],
+                [_moment(seen[i][1]) for i in ids],
+            ],
+        )
+
+
+def _events_insert(batches: list[Stored], now: datetime) -> list[Event]:
+    """Insert the batches' events; returns those inserted now (not before), with their
+    contact when the visitor is identified."""
+    columns: list[list] = [[] for _ in range(12)]
+    seen: set[uuid.UUID] = set()
+    for stored in batches:
+        received = _moment(stored.r)
+        for event in stored.events:
+            if event.id in seen:
+                continue
+            seen.add(event.id)
+            utm = msgspec.to_builtins(event.utm) if event.utm is not None else {}
+            row = (
+                event.id,
+                stored.v,
+                stored.s,
+                type(event).__struct_config__.tag,
+                event.name if isinstance(event, Custom) else "",
+                _moment(event.ts),
+                received,
+                event.url,
+                event.title,
+                event.referrer,
+                _json.encode(utm).decode(),
+                _json.encode(_properties(event)).decode(),
+            )
+            for column, value in zip(columns, row, strict=True):
+                column.append(value)
+    if not seen:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(_EVENTS_INSERT, [now, *columns])
+        rows = cursor.fetchall()
+    return [
+        Event(
+            id=row[0],
+            visitor_id=row[1],
+            contact_id=row[2],
+            session_key=row[3],
+            kind=row[4],
+            name=row[5],
+            occurred_at=row[6],
+            url=row[7],
+            title=row[8],
+            # Django's connection leaves jsonb as text for fields to decode.
+            properties=msgspec.json.decode(row[9]) if isinstance(row[9], str) else row[9],
+            rolled_up_at=now if row[2] is not None else None,
+        )
+        for row in rows
+    ]
+
+
+def _identify(stored: Stored) -> bool:
+    identity = stored.identity
+    if identity.contact:
+        contact = Contact.objects.filter(pk=identity.contact).first()
+    else:
+        contact = contact_for_email(identity.email)
+    if contact is None:
+        return False
+    visitor_identify(visitor_id=stored.v, contact=contact, how=identity.how, at=_moment(stored.r))
+    return True
+
+
+@transaction.atomic
+def batch_process(batches: list[Stored]) -> BatchResult:
+    """Write one batch of stored requests into the current tenant's schema, in one
+    transaction (see the module's docstring). Processing the same batch again changes
+    nothing."""
+    result = BatchResult()
+    if not batches:
+        return result
+    now = timezone.now()
+    _visitors_upsert(batches)
+    inserted = _events_insert(batches, now)
+    identified = [event for event in inserted if event.contact_id is not None]
+    events_roll_up(identified)
+    result.inserted, result.rolled_up = len(inserted), len(identified)
+    for stored in batches:
+        if stored.identity is not None and _identify(stored):
+            result.identified += 1
+    return result
+
+
+# --- reading the stream -------------------------------------------------------------------------
+
+
+def _group_ensure(client: redis.Redis, stream: str) -> None:
+    try:
+        client.xgroup_create(stream, buffer.GROUP, id="0", mkstream=True)
+    except redis.ResponseError as error:
+        if "BUSYGROUP" not in str(error):
+            raise
+
+
+def _read(client: redis.Redis, stream: str, *, own_pending: bool) -> list[tuple[bytes, dict]]:
+    """The next entries: this process's own pending ones first (left by a failed run), then
+    entries abandoned by a process that is gone, then new ones."""
+    count = settings.CRM_TRACKING_DRAIN_ENTRIES
+    if own_pending:
+        found = client.xreadgroup(buffer.GROUP, CONSUMER, {stream: "0"}, count=count)
+        entries = found[0][1] if found else []
+        if entries:
+            return entries
+        claimed = client.xautoclaim(
+            stream,
+            buffer.GROUP,
+            CONSUMER,
+            min_idle_time=int(settings.CRM_TRACKING_CLAIM_IDLE_SECONDS * 1000),
+            start_id="0-0",
+            count=count,
+        )
+        entries = [entry for entry in claimed[1] if entry[1]]
+        if entries:
+            return entries
+    found = client.xreadgroup(buffer.GROUP, CONSUMER, {stream: ">"}, count=count)
+    return found[0][1] if found else []
+
+
+def _consumers_prune(client: redis.Redis, stream: str) -> None:
+    for consumer in client.xinfo_consumers(stream, buffer.GROUP):
+        name = consumer["name"]
+        name = name.decode() if isinstance(name, bytes) else name
+        if name != CONSUMER and not consumer["pending"] and consumer["idle"] > CONSUMER_FORGET_MS:
+            client.xgroup_delconsumer(stream, buffer.GROUP, name)
+
+
+def _decode(entries, schema: str) -> tuple[list[tuple[bytes, dict, Stored]], list]:
+    """The readable entries of this tenant, and the rest (to set aside)."""
+    good, bad = [], []
+    for entry_id, fields in entries:
+        try:
+            stored = decode_stored(fields[b"b"])
+        except (KeyError, msgspec.ValidationError, msgspec.DecodeError):
+            bad.append((entry_id, fields))
+            continue
+        if stored.t != schema:
+            bad.append((entry_id, fields))
+        else:
+            good.append((entry_id, fields, stored))
+    return good, bad
+
+
+def _done(client: redis.Redis, stream: str, entry_ids: list[bytes]) -> None:
+    with client.pipeline(transaction=False) as pipe:
+        pipe.xack(stream, buffer.GROUP, *entry_ids)
+        pipe.xdel(stream, *entry_ids)
+        pipe.execute()
+
+
+def _set_aside(client: redis.Redis, schema: str, entries, reason: str) -> None:
+    """Move entries the drain cannot write to the tenant's dead-letter stream, counted."""
+    stream = buffer.stream_key(schema)
+    entry_ids = [entry_id for entry_id, _ in entries]
+    with client.pipeline(transaction=True) as pipe:
+        for entry_id, fields in entries:
+            pipe.xadd(
+                buffer.dead_key(schema),
+                {**fields, b"entry": entry_id, b"reason": reason[:500]},
+                maxlen=10_000,
+                approximate=True,
+            )
+        pipe.hincrby(buffer.counters_key(schema), "drain_dead_lettered", len(entries))
+        pipe.xack(stream, buffer.GROUP, *entry_ids)
+        pipe.xdel(stream, *entry_ids)
+        pipe.execute()
+    logger.warning("tracking drain set %d entries of %s aside: %s", len(entries), schema, reason)
+
+
+# Errors in the data itself (rare: ingest validated it), as opposed to a database or Redis that
+# is away, after which the whole batch is simply read again.
+DATA_ERRORS = (IntegrityError, DataError, ValueError)
+
+
+def _process(client: redis.Redis, schema: str, entries, result: DrainResult) -> None:
+    good, bad = _decode(entries, schema)
+    if bad:
+        _set_aside(client, schema, bad, "unreadable, or made for another tenant")
+        result.dead_lettered += len(bad)
+    if not good:
+        return
+    try:
+        done = batch_process([stored for _, _, stored in good])
+    except DATA_ERRORS:
+        if len(good) == 1:
+            raise
+        # Entry by entry, so that one bad entry does not hold up the others.
+        for item in good:
+            _process_one(client, schema, item, result)
+        return
+    _done(client, buffer.stream_key(schema), [entry_id for entry_id, _, _ in good])
+    result.add(done, entries=len(good))
+
+
+def _process_one(client: redis.Redis, schema: str, item, result: DrainResult) -> None:
+    entry_id, fields, stored = item
+    try:
+        done = batch_process([stored])
+    except DATA_ERRORS as error:
+        _set_aside(client, schema, [(entry_id, fields)], repr(error))
+        result.dead_lettered += 1
+        return
+    _done(client, buffer.stream_key(schema), [entry_id])
+    result.add(done, entries=1)
+
+
+def drain(*, seconds: float | None = None) -> DrainResult | None:
+    """Drain the current tenant's stream until it is empty or `seconds` (default
+    CRM_TRACKING_DRAIN_SECONDS) have passed; None when another drain of this tenant is
+    running. Runs in the tenant's schema and holds the tenant's drain lock meanwhile."""
+    schema = connection.schema_name
+    client = buffer.client()
+    stream = buffer.stream_key(schema)
+    client.delete(buffer.queued_key(schema))
+    lock = client.lock(buffer.lock_key(schema), timeout=LOCK_SECONDS)
+    if not lock.acquire(blocking=False):
+        return None
+    result = DrainResult()
+    try:
+        # Entries appended from now on mark the tenant dirty again, for the next dispatch.
+        client.srem(buffer.DIRTY, schema)
+        if not client.exists(stream):
+            return result
+        _group_ensure(client, stream)
+        _consumers_prune(client, stream)
+        deadline = time.monotonic() + (seconds or settings.CRM_TRACKING_DRAIN_SECONDS)
+        own_pending = True
+        while time.monotonic() < deadline:
+            entries = _read(client, stream, own_pending=own_pending)
+            if not entries:
+                if own_pending:
+                    own_pending = False
+                    continue
+                break
+            _process(client, schema, entries, result)
+            result.batches += 1
+            lock.reacquire()
+        else:
+            # Out of time with entries left: the next dispatch carries on.
+            client.sadd(buffer.DIRTY, schema)
+        return result
+    except Exception:
+        # Left pending: the next dispatch reads them again.
+        with contextlib.suppress(redis.RedisError):
+            client.sadd(buffer.DIRTY, schema)
+        raise
+    finally:
+        try:
+            lock.release()
+        except redis.exceptions.LockError:
+            logger.warning("tracking drain of %s outlived its lock", schema)
