@@ -16,6 +16,7 @@ from campaigns import segments
 from campaigns.models import Campaign, Segment
 from crm.access import require
 from crm.users.models import User
+from leads.models import LeadForm
 
 ROW = re.compile(r"^row-(\d{1,6})-field$")
 GROUP = re.compile(r"^group-(\d{1,6})-op$")
@@ -63,6 +64,10 @@ def _builder_schema() -> dict:
         "campaigns": [
             [str(pk), name]
             for pk, name in Campaign.objects.order_by("-created_at").values_list("pk", "name")[:500]
+        ],
+        "forms": [
+            [str(pk), name]
+            for pk, name in LeadForm.objects.order_by("name").values_list("pk", "name")
         ],
     }
     return {

@@ -13,39 +13,49 @@ indexes answer it), memberships become EXISTS subqueries. User values only ever 
 query parameters.
 
 Adding a condition type is adding one entry to FIELDS: a `Field` with its operators, the kind of
-value each operator takes, and `build(operator, value) -> Q`. The behaviour conditions that arrive
-with tracking (engagement score, "viewed a page matching /pricing in the last 30 days", "filled
-form Y") plug in that way, each as an EXISTS over its own table, without touching the compiler.
+value each operator takes, and `build(operator, value) -> Q`. The behaviour conditions of
+tracking plug in that way, each as an EXISTS over its own table, without touching the compiler:
+the engagement score above or below N now (a range on Engagement.rank, see tracking.scoring),
+"viewed a page matching /pricing in the last 30 days" (the contact's page-view events) and
+"filled form Y" (the lead form's processed submissions).
 """
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Exists, FloatField, OuterRef, Q, QuerySet
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from campaigns.models import Campaign, CampaignMember, Segment, SegmentMember
 from contacts.models import Contact, CustomerType, LifecycleStage
 from crm import access
 from crm.pagination import COUNT_CAP
+from leads.models import FormSubmission, LeadForm
+from tracking.models import Engagement, Event, TrackingSettings
 from tracking.services import audit_record, field_values
 
 MAX_CONDITIONS = 50
 MAX_TEXT = 100
 MAX_DAYS = 36_500
+MAX_SCORE = 1_000_000_000
+# "Viewed a page matching ... in the last N days": the windows the builder offers.
+VIEW_WINDOWS = (7, 30, 90, 365)
 
 # What an operator's value is: one choice, several choices, a piece of text, several pieces of
-# text, a number of days, a campaign id, or nothing.
-ONE, MANY, TEXT, TEXTS, DAYS, CAMPAIGN, NOTHING = (
+# text, a number of days, a campaign id, a number, or nothing.
+ONE, MANY, TEXT, TEXTS, DAYS, CAMPAIGN, NUMBER, NOTHING = (
     "one",
     "many",
     "text",
     "texts",
     "days",
     "campaign",
+    "number",
     "nothing",
 )
 
@@ -63,6 +73,10 @@ OPERATOR_LABELS = {
     "clicked": "clicked (or more) campaign",
     "responded": "responded (or more) to campaign",
     "converted": "converted from campaign",
+    "above": "is above",
+    "below": "is below",
+    **{f"viewed_{days}": f"{days} days, matching" for days in VIEW_WINDOWS},
+    "filled": "is",
 }
 
 # A member who clicked also opened: "opened" matches every status from opened on.
@@ -145,6 +159,41 @@ def _campaign(operator: str, value) -> Q:
     )
 
 
+def _engagement_score(operator: str, value) -> Q:
+    """Score above / below N now: rank > ln N + now * ln 2 / half-life (tracking.scoring), the
+    half-life read from the tenant's settings inside the same statement, so the condition stays
+    one query and a range on the rank index. No Engagement row is a score of 0."""
+    floor = RawSQL(
+        "%s + EXTRACT(EPOCH FROM now()) * %s / (86400 * COALESCE("
+        f"(SELECT half_life_days FROM {TrackingSettings._meta.db_table} ORDER BY id LIMIT 1), "
+        "%s))",
+        [math.log(value), math.log(2), TrackingSettings._meta.get_field("half_life_days").default],
+        output_field=FloatField(),
+    )
+    if operator == "above":
+        return Q(Exists(Engagement.objects.filter(contact=OuterRef("pk"), rank__gt=floor)))
+    return ~Q(Exists(Engagement.objects.filter(contact=OuterRef("pk"), rank__gte=floor)))
+
+
+def _page_viewed(operator: str, value) -> Q:
+    days = int(operator.removeprefix("viewed_"))
+    return Q(
+        Exists(
+            Event.objects.filter(
+                contact=OuterRef("pk"),
+                kind=Event.Kind.PAGE_VIEW,
+                occurred_at__gte=timezone.now() - timedelta(days=days),
+                url__icontains=value,
+            )
+        )
+    )
+
+
+def _form_filled(operator: str, value) -> Q:
+    # A submission has its contact once processed (after the opt-in, under double opt-in).
+    return Q(Exists(FormSubmission.objects.filter(contact=OuterRef("pk"), form_id=value)))
+
+
 CHOICE_OPS = {"eq": ONE, "neq": ONE, "in": MANY, "empty": NOTHING, "not_empty": NOTHING}
 TEXT_OPS = {"eq": TEXT, "neq": TEXT, "in": TEXTS, "empty": NOTHING, "not_empty": NOTHING}
 ARRAY_OPS = {"contains": TEXT, "not_contains": TEXT, "empty": NOTHING, "not_empty": NOTHING}
@@ -187,6 +236,15 @@ FIELDS: dict[str, Field] = {
         _campaign,
         dynamic_choices="campaigns",
     ),
+    "engagement_score": Field(
+        "Engagement score now", {"above": NUMBER, "below": NUMBER}, _engagement_score
+    ),
+    "page_viewed": Field(
+        "Page viewed in the last",
+        {f"viewed_{days}": TEXT for days in VIEW_WINDOWS},
+        _page_viewed,
+    ),
+    "form_filled": Field("Filled form", {"filled": ONE}, _form_filled, dynamic_choices="forms"),
 }
 
 
@@ -215,6 +273,19 @@ def _clean_value(spec: Field, kind: str, value, where: str):
     allowed = {str(v) for v, _ in spec.choices}
     if kind == NOTHING:
         return None
+    if kind == ONE and spec.dynamic_choices == "forms":
+        form = _positive_int(value)
+        if form is None:
+            raise ValidationError(f"{where}: choose a form.")
+        return form
+    if kind == NUMBER:
+        try:
+            number = float(str(value).strip()) if not isinstance(value, bool) else None
+        except ValueError:
+            number = None
+        if number is None or not 0 < number <= MAX_SCORE:
+            raise ValidationError(f"{where}: enter a number above 0.")
+        return number
     if kind in (ONE, MANY) and spec.dynamic_choices == "owners":
         values = value if isinstance(value, list) else [value]
         ids = [_positive_int(v) for v in values]
@@ -398,6 +469,13 @@ def rules_describe(rules: dict) -> list[str]:
         if r.get("field") == "campaign"
     ]
     campaigns = dict(Campaign.objects.filter(pk__in=campaign_ids).values_list("pk", "name"))
+    form_ids = [
+        r["value"]
+        for rule in rules.get("rules", [])
+        for r in (rule.get("rules", []) if "op" in rule else [rule])
+        if r.get("field") == "form_filled"
+    ]
+    forms = dict(LeadForm.objects.filter(pk__in=form_ids).values_list("pk", "name"))
 
     def words(rule) -> str:
         if "op" in rule:
@@ -409,6 +487,10 @@ def rules_describe(rules: dict) -> list[str]:
         labels = dict(spec.choices)
         if rule["field"] == "campaign":
             value = campaigns.get(value, "a deleted campaign")
+        elif rule["field"] == "form_filled":
+            value = forms.get(value, "a deleted form")
+        elif isinstance(value, float):
+            value = f"{value:g}"
         elif isinstance(value, list):
             value = ", ".join(str(labels.get(v, v)) for v in value)
         elif rule["operator"] == "last_days":
