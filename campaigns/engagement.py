@@ -27,8 +27,10 @@ from campaigns.services import campaign_member_advance
 from campaigns.templating import RenderedEmail
 from crm.tenants.models import Tenant
 from crm.tenants.selectors import tenant_url
+from tracking.identity import url_with_visitor_token
 from tracking.models import TimelineEntry
 from tracking.scoring import exposure_record
+from tracking.selectors import tracking_settings
 from tracking.services import timeline_add
 
 OPEN_SALT = "campaigns.engagement.open"
@@ -178,6 +180,14 @@ def click_target(*, outbox_id: int, link_id: int) -> tuple[OutboxMessage, Campai
     if link is None or not trackable(link.url):
         return None
     return outbox, link
+
+
+def click_redirect_url(*, outbox: OutboxMessage, link: CampaignLink) -> str:
+    """Where a click goes: the link's URL, with the contact's visitor token (`crm_vt`) added
+    when it is one of the tenant's own sites, so the tracking snippet there knows who came."""
+    return url_with_visitor_token(
+        link.url, contact_id=outbox.contact_id, site_origins=tracking_settings().site_origins
+    )
 
 
 @transaction.atomic

@@ -9,6 +9,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from campaigns.engagement import (
+    click_redirect_url,
     click_target,
     click_token_read,
     email_click_record,
@@ -41,4 +42,4 @@ def email_click(request, token):
         return render(request, "campaigns/link_invalid.html", status=400)
     outbox, link = target
     email_click_record(outbox=outbox, link=link)
-    return HttpResponseRedirect(link.url)
+    return HttpResponseRedirect(click_redirect_url(outbox=outbox, link=link))
