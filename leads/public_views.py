@@ -27,6 +27,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from leads import intake, selectors, services
 from leads.forms import HONEYPOT, SubmissionForm, json_payload_errors
 from leads.models import FormSubmission, LeadForm
+from tracking.identity import VISITOR_FIELD
 
 CONFIRM_MESSAGE = (
     "Thank you! Please confirm your e-mail address: we have sent you a message with a link."
@@ -34,13 +35,16 @@ CONFIRM_MESSAGE = (
 FORM_CONTENT_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
-def _receive(request, lead_form: LeadForm, form: SubmissionForm) -> FormSubmission:
+def _receive(
+    request, lead_form: LeadForm, form: SubmissionForm, *, visitor: str = ""
+) -> FormSubmission:
     return services.submission_receive(
         form=lead_form,
         data=form.submitted_data(),
         ip=intake.client_ip(request),
         user_agent=request.META.get("HTTP_USER_AGENT", ""),
         page_url=intake.page_url(request),
+        visitor_id=visitor,
     )
 
 
@@ -113,7 +117,7 @@ def hosted_form(request, key):
     form = SubmissionForm(post, lead_form=lead_form)
     if not form.is_valid():
         return _hosted_page(request, lead_form, form, status=400)
-    _receive(request, lead_form, form)
+    _receive(request, lead_form, form, visitor=post.get(VISITOR_FIELD, ""))
     return _thanks_redirect(lead_form)
 
 
@@ -161,7 +165,7 @@ def _json_success(lead_form: LeadForm) -> HttpResponse:
     )
 
 
-def _definition(request, lead_form: LeadForm) -> HttpResponse:
+def _definition(lead_form: LeadForm) -> HttpResponse:
     return _json(
         {
             "name": lead_form.name,
@@ -193,7 +197,7 @@ def form_api(request, key):
     if lead_form is None:
         return _json_error("There is no such form, or it no longer takes submissions.", 404)
     if request.method == "GET":
-        return _definition(request, lead_form)
+        return _definition(lead_form)
 
     refusal = intake.post_refusal(request)
     if refusal is not None:
@@ -207,6 +211,8 @@ def form_api(request, key):
         payload = json.loads(request.body)
     except (ValueError, RecursionError):
         return _json_error("The body is not valid JSON.", 400)
+    # The tracking snippet's visitor id, when the page has the snippet (tracking.identity).
+    visitor = payload.pop(VISITOR_FIELD, "") if isinstance(payload, dict) else ""
     form = SubmissionForm(lead_form=lead_form)
     malformed = json_payload_errors(payload, form.fields)
     if malformed:
@@ -219,7 +225,7 @@ def form_api(request, key):
             name: [e["message"] for e in errs] for name, errs in form.errors.get_json_data().items()
         }
         return _json_error("Some fields need attention.", 400, errors)
-    _receive(request, lead_form, form)
+    _receive(request, lead_form, form, visitor=visitor if isinstance(visitor, str) else "")
     return _json_success(lead_form)
 
 
