@@ -25,6 +25,7 @@ from contacts.models import Account, Contact
 from contacts.services import account_create, contact_create, contact_update, task_create
 from crm.users.models import User
 from leads.models import ContactField, FormSubmission, LeadForm, TerritoryOwner
+from tracking.identity import VISITOR_FIELD, How, visitor_id_parse, visitor_identify
 from tracking.models import TimelineEntry
 from tracking.scoring import exposure_record
 from tracking.services import audit_record, audited_update, timeline_add
@@ -124,13 +125,23 @@ def owner_pick(*, form: LeadForm, territory: str = "") -> User | None:
 
 @transaction.atomic
 def submission_receive(
-    *, form: LeadForm, data: dict, ip: str | None = None, user_agent: str = "", page_url: str = ""
+    *,
+    form: LeadForm,
+    data: dict,
+    ip: str | None = None,
+    user_agent: str = "",
+    page_url: str = "",
+    visitor_id: str = "",
 ) -> FormSubmission:
     """Store a valid submission (`data` as the form cleaned it) and act on it: at once, or,
     under double opt-in, after the visitor confirms (the confirmation e-mail is queued to go
-    after the commit)."""
+    after the commit). `visitor_id` is the tracking snippet's id of the browser, kept with the
+    data so that processing identifies it (tracking.identity)."""
     from leads.tasks import confirmation_send
 
+    visitor = visitor_id_parse(visitor_id)
+    if visitor is not None:
+        data = {**data, VISITOR_FIELD: str(visitor)}
     submission = FormSubmission.objects.create(
         form=form,
         data=data,
@@ -292,6 +303,9 @@ def submission_process(*, submission: FormSubmission) -> FormSubmission:
         return locked
     form = locked.form
     contact, created = _contact_upsert(form=form, data=locked.data)
+    if locked.data.get(VISITOR_FIELD):
+        # The browser's earlier page views join the contact's history.
+        visitor_identify(visitor_id=locked.data[VISITOR_FIELD], contact=contact, how=How.FORM)
     detail = _describe(locked.data)
 
     if form.campaign is not None:

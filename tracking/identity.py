@@ -31,12 +31,24 @@ TOKEN_SALT = "tracking.identity.visitor"
 # The redirect makes the token at the moment of the click and the page reads it at once.
 TOKEN_MAX_AGE = timedelta(days=2)
 TOKEN_PARAM = "crm_vt"
+# The field a lead form's post carries the snippet's visitor id in (static/leads/embed.js).
+VISITOR_FIELD = "crm_visitor"
 
 
 class How:
     IDENTIFY = "identify"
     EMAIL_CLICK = "email_click"
     FORM = "form"
+
+
+def visitor_id_parse(value) -> uuid.UUID | None:
+    """The visitor id in a value a browser sent, or None when it is not one."""
+    if not isinstance(value, str) or len(value) > 36:
+        return None
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
 
 
 def visitor_token(*, contact_id: int) -> str:

@@ -93,6 +93,12 @@
       }
     });
     data[definition.honeypot] = form.elements[definition.honeypot].value;
+    // The tracking snippet's visitor (crm.js), so that its earlier page views join the contact.
+    var visitor = (window.crm && window.crm.visitorId) ||
+      (document.cookie.match(/(?:^|; )crm_vid=([^;]*)/) || [])[1];
+    if (visitor) {
+      data.crm_visitor = visitor;
+    }
     return data;
   }
 
