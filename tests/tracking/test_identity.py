@@ -145,7 +145,7 @@ def test_the_merge_offer_shows_on_the_contact_page_with_a_link_to_the_merge_revi
     visitor = ada.visitors.get().pk
     visitor_identify(visitor_id=visitor, contact=bob, how=How.EMAIL_CLICK)
     client = Client(HTTP_HOST=host(alpha_site))
-    client.login(username=admin.email, password=PASSWORD)
+    client.post("/login/", {"username": admin.email, "password": PASSWORD})
 
     page = client.get(reverse("contacts:contact_detail", args=[bob.pk])).content.decode()
 
