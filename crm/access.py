@@ -43,6 +43,8 @@ RULES: dict[str, frozenset[str]] = {
     "forms.manage": frozenset({Role.ADMIN, Role.MANAGER, Role.MARKETING}),
     # Web personalization: the blocks the tenant's pages show by visitor, and their preview.
     "personalization.manage": frozenset({Role.ADMIN, Role.MANAGER, Role.MARKETING}),
+    # Website tracking: the snippet, the sites allowed to send events, the identify secret.
+    "tracking.manage": frozenset({Role.ADMIN}),
     # Letter templates for mail merge (writing a letter needs only to see the contact).
     "letters.manage": frozenset({Role.ADMIN, Role.MANAGER, Role.SALES, Role.MARKETING}),
     # Merging duplicate contacts or accounts (and undoing a merge), within the user's reach.
@@ -117,6 +119,7 @@ NAVIGATION = (
     NavItem("Users", "users:list", "users.manage"),
     NavItem("API", "integrations:api_key_list", "api.manage"),
     NavItem("Webhooks", "integrations:webhook_list", "webhooks.manage"),
+    NavItem("Tracking", "tracking:setup", "tracking.manage"),
     NavItem("Caught mail", "caught_mail_list", None, setting="CRM_MAILCATCHER_DIR"),
 )
 

@@ -18,6 +18,9 @@ urlpatterns = [
         "marketing/personalization/",
         include((personalization_views.urlpatterns, "personalization")),
     ),
+    # Website tracking set-up (the snippet's ingest endpoint, /t/collect, is answered before
+    # Django: see tracking.ingest).
+    path("tracking/", include("tracking.urls")),
     # Public: the tenant's pages ask which blocks to show a visitor (tracking.personalization).
     path("t/personalize", personalization_views.personalize, name="personalize"),
     # Public: the link in every marketing e-mail; its signed token is the only authority.
