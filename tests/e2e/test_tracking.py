@@ -1,0 +1,132 @@
+"""Browser test: a visitor browses the tenant's own website (another origin, with the tracking
+snippet) anonymously, then fills a lead form embedded there; the contact's 360-degree page then
+shows the page views from before the form."""
+
+import functools
+import threading
+import time
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from django.db import connection
+from django.urls import reverse
+from django_tenants.utils import schema_context
+from playwright.sync_api import expect
+
+from contacts.models import Contact
+from crm.embedded import free_port
+from crm.users.models import User
+from leads.services import lead_form_create
+from tests.conftest import PASSWORD
+from tests.e2e.conftest import log_in
+from tracking import buffer
+from tracking.models import Visitor
+from tracking.tasks import tracking_drains_dispatch
+
+pytestmark = pytest.mark.e2e
+
+PAGE = """<!doctype html><html><head><title>{title}</title>
+<script>window.crm=window.crm||function(){{(crm.q=crm.q||[]).push(arguments)}};</script>
+<script async src="{crm}/static/tracking/crm.js"></script></head>
+<body><h1>{title}</h1>{body}</body></html>"""
+
+
+@pytest.fixture
+def website(tmp_path):
+    """The tenant's website: static pages served from another origin (another port)."""
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield tmp_path, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def wait_for(check, timeout=30):
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
+def accepted_events(tenant) -> int:
+    counters = buffer.client().hgetall(buffer.counters_key(tenant.schema_name))
+    return int(counters.get(b"accepted_events", 0))
+
+
+def test_page_views_before_a_lead_form_show_on_the_contacts_page(
+    committed_tenant, live_app, celery_worker, django_db_blocker, website, browser
+):
+    tenant = committed_tenant("track")
+    crm = live_app.url_for(tenant.slug, "").rstrip("/")
+    folder, site = website
+    with django_db_blocker.unblock(), schema_context(tenant.schema_name):
+        admin = User.objects.get()
+        lead_form = lead_form_create(actor=admin, name="Demo request", fallback_owner=admin)
+        api_url = crm + reverse("leads:form_api", args=[lead_form.key])
+    connection.set_schema_to_public()
+    (folder / "index.html").write_text(
+        PAGE.format(title="Home", crm=crm, body='<a href="/pricing.html">Pricing</a>')
+    )
+    (folder / "pricing.html").write_text(
+        PAGE.format(
+            title="Pricing",
+            crm=crm,
+            body='<p data-crm-product-sku="PRO-1" data-crm-product-name="Pro plan">Pro</p>'
+            '<a href="/demo.html">Ask for a demo</a>',
+        )
+    )
+    (folder / "demo.html").write_text(
+        PAGE.format(
+            title="Demo",
+            crm=crm,
+            body=f'<form data-crm-form="{api_url}" method="post"></form>'
+            f'<script src="{crm}/static/leads/embed.js" async></script>',
+        )
+    )
+
+    # The admin registers the website on the tracking page.
+    admin_page = browser.new_page()
+    log_in(admin_page, live_app, tenant.slug, admin.email, PASSWORD)
+    admin_page.goto(live_app.url_for(tenant.slug, "/tracking/"))
+    admin_page.fill("#id_site_origins", site)
+    admin_page.click("[data-testid=site-origins] button[type=submit]")
+    expect(admin_page.get_by_text("Saved")).to_be_visible()
+
+    # A stranger browses the website: home, then pricing (a page view and a product view).
+    visitor_context = browser.new_context()
+    visit = visitor_context.new_page()
+    visit.goto(site + "/index.html")
+    visit.click("text=Pricing")
+    expect(visit.locator("h1")).to_have_text("Pricing")
+    visit.click("text=Ask for a demo")
+    assert wait_for(lambda: accepted_events(tenant) >= 4)
+    with django_db_blocker.unblock():
+        assert tracking_drains_dispatch.delay().get(timeout=30) >= 1
+    cookies = {c["name"]: c["value"] for c in visitor_context.cookies(site)}
+    with django_db_blocker.unblock(), schema_context(tenant.schema_name):
+        assert wait_for(lambda: Visitor.objects.filter(pk=cookies["crm_vid"]).exists())
+        assert Visitor.objects.get(pk=cookies["crm_vid"]).contact is None
+    connection.set_schema_to_public()
+
+    # Then fills the lead form embedded on the demo page.
+    visit.fill("input[name=email]", "dana@example.test")
+    visit.click("form[data-crm-form] button[type=submit]")
+    expect(visit.get_by_role("status")).to_be_visible()
+    with django_db_blocker.unblock(), schema_context(tenant.schema_name):
+        dana = Contact.objects.get(email="dana@example.test")
+        assert Visitor.objects.get(pk=cookies["crm_vid"]).contact == dana
+    connection.set_schema_to_public()
+    visitor_context.close()
+
+    # The contact's 360-degree page shows what Dana looked at before the form.
+    admin_page.goto(live_app.url_for(tenant.slug, f"/contacts/{dana.pk}/"))
+    timeline = admin_page.get_by_test_id("timeline")
+    expect(timeline.locator("[data-kind=page_view]")).to_contain_text("Viewed 3 pages in one visit")
+    expect(timeline.locator("[data-kind=page_view]")).to_contain_text(f"Pricing — {site}/pricing")
+    expect(timeline.locator("[data-kind=product_view]")).to_contain_text("Pro plan")
+    expect(timeline.locator("[data-kind=form]")).to_contain_text("Demo request")
+    admin_page.close()
