@@ -31,6 +31,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.mail import get_connection
+from django.core.mail.backends.smtp import EmailBackend as SmtpBackend
 from django.db import connection, transaction
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 from django.db.models.functions import Lower
@@ -39,6 +40,7 @@ from django.utils import timezone
 from campaigns.engagement import EmailTracker
 from campaigns.esp import outbox_metadata
 from campaigns.governor import Governor, in_window
+from campaigns.mime import CampaignMime
 from campaigns.models import Campaign, CampaignMember, OutboxMessage, Suppression
 from campaigns.segments import segment_contacts
 from campaigns.services import campaign_members_add, campaign_update
@@ -54,7 +56,8 @@ from crm.merge_fields import MergeFieldError
 from crm.tenants.models import Tenant
 from tracking.services import audit_record
 
-CHUNK_SIZE = 200
+# Rows per chunk task: the template is compiled and the contacts loaded once per chunk.
+CHUNK_SIZE = 500
 MAX_ATTEMPTS = 5
 # How often a chunk looks whether its campaign was paused or cancelled, or left its window.
 CHECK_SECONDS = 1.0
@@ -285,11 +288,17 @@ class _Claim:
         self.checked = self.renewed = time.monotonic()
 
     def mark(self, row_id: int, status: str, error: str = "") -> None:
-        OutboxMessage.objects.filter(pk=row_id, status=Row.SENDING, claimed_at=self.token).update(
-            status=status,
-            error=error[:1000],
-            sent_at=timezone.now() if status == Row.SENT else None,
-        )
+        # Once per message: a plain statement (psycopg prepares it after a few runs) rather than
+        # an ORM update compiled anew each time.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"""
+                UPDATE {OutboxMessage._meta.db_table}
+                SET status = %s, error = %s, sent_at = CASE WHEN %s THEN now() END
+                WHERE id = %s AND status = %s AND claimed_at = %s
+                """,
+                [status, error[:1000], status == Row.SENT, row_id, Row.SENDING, self.token],
+            )
 
     def give_back(self) -> None:
         """Put the rows not tried yet back in the queue (not counted as an attempt)."""
@@ -343,6 +352,25 @@ def _refusal(error: smtplib.SMTPException) -> str:
     return f"{error.smtp_code} {error.smtp_error.decode(errors='replace')}"
 
 
+def _hand_over(smtp, mime: CampaignMime | None, rendered, *, to, headers, outbox_id) -> None:
+    """Give one message to the mail server (or the ESP); raises its refusal."""
+    if mime is None:
+        # Any other backend (an ESP through Anymail, make run's catcher): Django's message.
+        message = email_message(rendered, to=to, headers=headers)
+        # Through an ESP, its events about the message find the row by this.
+        message.metadata = outbox_metadata(outbox_id=outbox_id)
+        message.connection = smtp
+        message.send()
+        return
+    if smtp.connection.sock is None:
+        # The SMTP server closed the connection after refusing the last one (421): this
+        # message has not been handed over yet, so open a new one.
+        smtp.close()
+        smtp.open()
+    data = mime.message(rendered, to=to, headers=headers)
+    smtp.connection.sendmail(mime.envelope_from, [mime.envelope_to(to)], data)
+
+
 def _turn(governor: Governor, claim: _Claim, email: str) -> bool:
     """Wait until the governor lets a message to `email` go; False if the chunk must stop."""
     while (wait := governor.wait(email)) > 0:
@@ -382,6 +410,7 @@ def chunk_send(*, campaign_id: int, first_id: int, last_id: int) -> int:
     segments = contact_segment_names(contact_ids)
     sent: list[int] = []
     smtp = get_connection(fail_silently=False)
+    mime = CampaignMime() if type(smtp) is SmtpBackend else None
     try:
         smtp.open()
         for row_id, contact_id, email, message_id in rows:
@@ -406,19 +435,9 @@ def chunk_send(*, campaign_id: int, first_id: int, last_id: int) -> int:
                 claim.mark(row_id, Row.FAILED, f"The template failed: {error}")
                 continue
             rendered = tracker.track(rendered, outbox_id=row_id, unsubscribe_url=url)
-            message = email_message(
-                rendered, to=email, headers={**message_headers(url=url), "Message-ID": message_id}
-            )
-            # Through an ESP (Anymail), its events about the message find the row by this.
-            message.metadata = outbox_metadata(outbox_id=row_id)
-            if getattr(getattr(smtp, "connection", None), "sock", False) is None:
-                # The SMTP server closed the connection after refusing the last one (421):
-                # this message has not been handed over yet, so open a new one.
-                smtp.close()
-                smtp.open()
-            message.connection = smtp
+            headers = {**message_headers(url=url), "Message-ID": message_id}
             try:
-                message.send()
+                _hand_over(smtp, mime, rendered, to=email, headers=headers, outbox_id=row_id)
             except (smtplib.SMTPRecipientsRefused, smtplib.SMTPResponseException) as error:
                 # The server answered with a refusal: this message is not delivered, the
                 # connection is still good for the next.

@@ -1,0 +1,82 @@
+"""Campaign messages as bytes for SMTP, without the general MIME machinery.
+
+A campaign sends the same shape of message to every recipient: text with an HTML alternative,
+a fixed sender, and a few headers of its own. Django's EmailMessage (through the email package's
+generator) spends about half a millisecond turning each one into bytes, as much as the rest of
+the send together; `CampaignMime` writes the same structure directly: UTF-8 bodies as 8bit, or
+quoted-printable when a line is too long for SMTP (as Django does), and RFC 2047 encoded words
+for headers that are not ASCII. Tests parse its output with the email package.
+"""
+
+import quopri
+import secrets
+from email.header import Header
+from email.utils import formatdate
+
+from django.conf import settings
+from django.core.mail.message import sanitize_address
+
+from campaigns.templating import RenderedEmail
+
+# RFC 5321: a line is at most 998 octets before its CRLF.
+LONGEST_LINE = 998
+
+
+def _header(value: str) -> str:
+    value = " ".join(value.split())
+    if value.isascii():
+        return value
+    return Header(value, "utf-8").encode()
+
+
+def _part(content_type: str, body: str) -> bytes:
+    data = body.replace("\r\n", "\n").replace("\r", "\n").encode()
+    if any(len(line) > LONGEST_LINE for line in data.split(b"\n")):
+        encoding = "quoted-printable"
+        data = quopri.encodestring(data)
+    else:
+        encoding = "8bit"
+    head = (
+        f'Content-Type: {content_type}; charset="utf-8"\r\n'
+        f"Content-Transfer-Encoding: {encoding}\r\n\r\n"
+    ).encode()
+    return head + data.replace(b"\n", b"\r\n")
+
+
+class CampaignMime:
+    """Builds the bytes of each message of one send (one per chunk: the sender is checked and
+    encoded once)."""
+
+    def __init__(self, from_email: str | None = None):
+        self.from_email = from_email or settings.DEFAULT_FROM_EMAIL
+        self.envelope_from = sanitize_address(self.from_email, "utf-8")
+        self.from_header = _header(self.envelope_from)
+
+    def envelope_to(self, to: str) -> str:
+        return sanitize_address(to, "utf-8")
+
+    def message(self, rendered: RenderedEmail, *, to: str, headers: dict[str, str]) -> bytes:
+        boundary = f"=_{secrets.token_hex(16)}"
+        lines = [
+            f"From: {self.from_header}",
+            f"To: {_header(self.envelope_to(to))}",
+            f"Subject: {_header(rendered.subject)}",
+            f"Date: {formatdate(localtime=False)}",
+            *(f"{name}: {_header(value)}" for name, value in headers.items()),
+            "MIME-Version: 1.0",
+            f'Content-Type: multipart/alternative; boundary="{boundary}"',
+            "",
+            "",
+        ]
+        marker = f"--{boundary}\r\n".encode()
+        return b"".join(
+            [
+                "\r\n".join(lines).encode(),
+                marker,
+                _part("text/plain", rendered.text),
+                b"\r\n",
+                marker,
+                _part("text/html", rendered.html),
+                f"\r\n--{boundary}--\r\n".encode(),
+            ]
+        )
