@@ -23,6 +23,7 @@ from django.urls import reverse
 from contacts.models import Account, Activity, Appointment, Contact, Task
 from crm.users.models import Role
 from opportunities.models import Opportunity
+from tracking.models import Engagement
 
 # action -> roles allowed
 RULES: dict[str, frozenset[str]] = {
@@ -58,6 +59,10 @@ RULES: dict[str, frozenset[str]] = {
     "api.manage": frozenset({Role.ADMIN}),
     # Outbound webhooks: endpoints, their delivery log and the dead-letter replays.
     "webhooks.manage": frozenset({Role.ADMIN}),
+    # Engagement scoring: weights, decay, the sales-ready threshold, the ideal customer.
+    "scoring.manage": frozenset({Role.ADMIN}),
+    # The ready-to-talk list (see engagements_for for whose contacts each role sees on it).
+    "ready.view": frozenset({Role.ADMIN, Role.MANAGER, Role.SALES}),
 }
 
 
@@ -115,10 +120,12 @@ NAVIGATION = (
     NavItem("Opportunities", "opportunities:list", "opportunities.view"),
     NavItem("Pipeline", "opportunities:board", "opportunities.view"),
     NavItem("Calendar", "contacts:calendar", None),
+    NavItem("Ready to talk", "scoring:ready_list", "ready.view"),
     NavItem("Campaigns", "campaigns:list", "campaigns.view"),
     NavItem("Users", "users:list", "users.manage"),
     NavItem("API", "integrations:api_key_list", "api.manage"),
     NavItem("Webhooks", "integrations:webhook_list", "webhooks.manage"),
+    NavItem("Scoring", "scoring:settings", "scoring.manage"),
     NavItem("Tracking", "tracking:setup", "tracking.manage"),
     NavItem("Caught mail", "caught_mail_list", None, setting="CRM_MAILCATCHER_DIR"),
 )
@@ -203,3 +210,16 @@ def appointments_for(user) -> QuerySet[Appointment]:
         "pk"
     )
     return Appointment.objects.filter(Q(pk__in=mine) | Q(pk__in=with_contacts))
+
+
+def engagements_for(user) -> QuerySet[Engagement]:
+    """Whose engagement the ready-to-talk list shows: every contact's for admins, the team's
+    for managers, and a salesperson's own contacts only (it is the list of whom to call next,
+    not of what the team may look at)."""
+    if user.role == Role.ADMIN:
+        return Engagement.objects.all()
+    if user.role == Role.MANAGER:
+        return Engagement.objects.filter(_owners_q(user, "contact__owner"))
+    if user.role == Role.SALES:
+        return Engagement.objects.filter(contact__owner=user)
+    return Engagement.objects.none()

@@ -21,6 +21,8 @@ urlpatterns = [
     # Website tracking set-up (the snippet's ingest endpoint, /t/collect, is answered before
     # Django: see tracking.ingest).
     path("tracking/", include("tracking.urls")),
+    # The engagement score: the ready-to-talk list, the scoring settings, the 360 page's panel.
+    path("", include("tracking.score_urls")),
     # Public: the tenant's pages ask which blocks to show a visitor (tracking.personalization).
     path("t/personalize", personalization_views.personalize, name="personalize"),
     # Public: the link in every marketing e-mail; its signed token is the only authority.

@@ -34,16 +34,11 @@ from crm.tenants.models import Tenant
 from crm.tenants.selectors import tenant_url
 from tracking import lifecycle
 from tracking.models import Engagement, Event, ScoreChange, TimelineEntry, TrackingSettings
-from tracking.services import timeline_add
+from tracking.selectors import tracking_settings
+from tracking.services import audited_update, timeline_add
 
 LN2 = math.log(2)
 DAY = 86400.0
-
-
-def tracking_settings() -> TrackingSettings:
-    """The tenant's tracking settings row, created with the defaults on first use."""
-    found = TrackingSettings.objects.order_by("pk").first()
-    return found if found is not None else TrackingSettings.objects.create()
 
 
 @dataclass(frozen=True)
@@ -355,6 +350,37 @@ def exposure_record(
         lifecycle.lifecycle_signals_apply(signals=[(contact.pk, signal, at, reason)])
     crossings_notify(crossings=crossings, settings=settings)
     return crossings
+
+
+# --- the tenant's scoring settings ------------------------------------------------------------
+
+
+def engagement_ranks_rebuild(*, half_life_days: float) -> int:
+    """Recompute every contact's rank for a new half-life, in one statement. The rank is
+    ln(value) + at * ln 2 / half-life, so it depends on the half-life; the stored value and
+    moment do not, and the scores themselves stay exact."""
+    table = connection.ops.quote_name(Engagement._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET rank = CASE WHEN value > 0 "
+            "THEN ln(value) + EXTRACT(EPOCH FROM at) * %s / %s "
+            "ELSE '-Infinity'::float8 END",
+            [math.log(2), half_life_days * DAY],
+        )
+        return cursor.rowcount
+
+
+@transaction.atomic
+def scoring_settings_update(*, actor, **fields) -> TrackingSettings:
+    """Save new settings (validated by the caller's form, checked again by the model). A new
+    half-life rebuilds the ranks in the same transaction, so the ready-to-talk list and the
+    score conditions of segments never see ranks of two half-lives at once."""
+    settings = TrackingSettings.objects.select_for_update().get(pk=tracking_settings().pk)
+    before = settings.half_life_days
+    audited_update(actor=actor, instance=settings, fields=fields)
+    if settings.half_life_days != before:
+        engagement_ranks_rebuild(half_life_days=settings.half_life_days)
+    return settings
 
 
 # --- the threshold of acceptance: telling the owner ---------------------------------------------

@@ -24,9 +24,19 @@ NAV = {
         "Users",
         "API",
         "Webhooks",
+        "Tracking",
+        "Scoring",
+        "Ready to talk",
     },
-    Role.MANAGER: {"Accounts", "Contacts", "Opportunities", "Pipeline", "Campaigns"},
-    Role.SALES: {"Accounts", "Contacts", "Opportunities", "Pipeline"},
+    Role.MANAGER: {
+        "Accounts",
+        "Contacts",
+        "Opportunities",
+        "Pipeline",
+        "Campaigns",
+        "Ready to talk",
+    },
+    Role.SALES: {"Accounts", "Contacts", "Opportunities", "Pipeline", "Ready to talk"},
     Role.MARKETING: {"Accounts", "Contacts", "Campaigns"},
     Role.PARTNER: {"Accounts", "Contacts", "Opportunities", "Pipeline"},
 }
@@ -39,6 +49,9 @@ PAGES = {
     "Users": "/users/",
     "API": "/settings/api-keys/",
     "Webhooks": "/settings/webhooks/",
+    "Tracking": "/tracking/",
+    "Scoring": "/settings/scoring/",
+    "Ready to talk": "/ready/",
 }
 
 
