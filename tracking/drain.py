@@ -45,7 +45,7 @@ from tracking import buffer
 from tracking.identity import contact_for_email, visitor_identify
 from tracking.ingest import Custom, ProductView, Purchase, Stored, decode_stored
 from tracking.models import Event, Visitor
-from tracking.rollup import events_roll_up
+from tracking.rollup import bound_cursor, events_roll_up
 
 logger = logging.getLogger(__name__)
 
@@ -66,24 +66,40 @@ ON CONFLICT (id) DO UPDATE SET
     last_seen_at = GREATEST(visitor.last_seen_at, excluded.last_seen_at)
 """
 
+# The batch's events are copied into a temporary table of the session (COPY streams the rows;
+# binding thousands of array elements as parameters costs more than the insert), then moved in
+# one statement. The table lives as long as the connection and is emptied before each use.
+_INCOMING = "tracking_incoming_events"
+_INCOMING_COLUMNS = (
+    "id, visitor_id, session_key, kind, name, occurred_at, received_at, url, title, referrer, "
+    "utm, properties"
+)
+_INCOMING_CREATE = f"""
+CREATE TEMPORARY TABLE IF NOT EXISTS {_INCOMING} (
+    id uuid, visitor_id uuid, session_key text, kind text, name text, occurred_at timestamptz,
+    received_at timestamptz, url text, title text, referrer text, utm jsonb, properties jsonb
+)
+"""
+_EVENT_COLUMNS = ", ".join(f"event.{field.column}" for field in Event._meta.concrete_fields)
 _EVENTS_INSERT = f"""
 INSERT INTO {Event._meta.db_table} AS event (
     id, visitor_id, contact_id, session_key, kind, name, occurred_at, received_at, url, title,
     referrer, utm, properties, rolled_up_at
 )
 SELECT e.id, e.visitor_id, visitor.contact_id, e.session_key, e.kind, e.name, e.occurred_at,
-    e.received_at, e.url, e.title, e.referrer, e.utm::jsonb, e.properties::jsonb,
+    e.received_at, e.url, e.title, e.referrer, e.utm, e.properties,
     CASE WHEN visitor.contact_id IS NULL THEN NULL ELSE %s::timestamptz END
-FROM unnest(
-    %s::uuid[], %s::uuid[], %s::varchar[], %s::varchar[], %s::varchar[], %s::timestamptz[],
-    %s::timestamptz[], %s::text[], %s::varchar[], %s::text[], %s::text[], %s::text[]
-) AS e(id, visitor_id, session_key, kind, name, occurred_at, received_at, url, title, referrer,
-       utm, properties)
+FROM pg_temp.{_INCOMING} AS e
 LEFT JOIN {Visitor._meta.db_table} AS visitor ON visitor.id = e.visitor_id
 ON CONFLICT (id) DO NOTHING
-RETURNING event.id, event.visitor_id, event.contact_id, event.session_key, event.kind,
-    event.name, event.occurred_at, event.url, event.title, event.properties
+RETURNING {_EVENT_COLUMNS}
 """
+_JSON_FIELDS = [
+    i
+    for i, field in enumerate(Event._meta.concrete_fields)
+    if field.get_internal_type() == "JSONField"
+]
+_CONTACT = [field.name for field in Event._meta.concrete_fields].index("contact")
 
 
 def _moment(ms: int) -> datetime:
@@ -141,7 +157,7 @@ def _visitors_upsert(batches: list[Stored]) -> None:
             first, last = min(first, seen[stored.v][0]), max(last, seen[stored.v][1])
         seen[stored.v] = (first, last)
     ids = sorted(seen)
-    with connection.cursor() as cursor:
+    with bound_cursor() as cursor:
         cursor.execute(
             _VISITORS_UPSERT,
             [
@@ -152,56 +168,53 @@ def _visitors_upsert(batches: list[Stored]) -> None:
         )
 
 
-def _events_insert(batches: list[Stored], now: datetime) -> list[Event]:
-    """Insert the batches' events; returns those inserted now (not before), with their
-    contact when the visitor is identified."""
-    columns: list[list] = [[] for _ in range(12)]
+def _events_insert(batches: list[Stored], now: datetime) -> tuple[int, list[Event]]:
+    """Insert the batches' events; returns how many were inserted now (not before), and those
+    of them whose visitor is identified, with their contact."""
     seen: set[uuid.UUID] = set()
-    for stored in batches:
-        received = _moment(stored.r)
-        for event in stored.events:
-            if event.id in seen:
-                continue
-            seen.add(event.id)
-            utm = msgspec.to_builtins(event.utm) if event.utm is not None else {}
-            row = (
-                event.id,
-                stored.v,
-                stored.s,
-                type(event).__struct_config__.tag,
-                event.name if isinstance(event, Custom) else "",
-                _moment(event.ts),
-                received,
-                event.url,
-                event.title,
-                event.referrer,
-                _json.encode(utm).decode(),
-                _json.encode(_properties(event)).decode(),
-            )
-            for column, value in zip(columns, row, strict=True):
-                column.append(value)
-    if not seen:
-        return []
-    with connection.cursor() as cursor:
-        cursor.execute(_EVENTS_INSERT, [now, *columns])
+    with bound_cursor() as cursor:
+        cursor.execute(_INCOMING_CREATE)
+        cursor.execute(f"TRUNCATE pg_temp.{_INCOMING}")
+        with cursor.copy(f"COPY pg_temp.{_INCOMING} ({_INCOMING_COLUMNS}) FROM STDIN") as copy:
+            for stored in batches:
+                received = _moment(stored.r)
+                for event in stored.events:
+                    if event.id in seen:
+                        continue
+                    seen.add(event.id)
+                    utm = msgspec.to_builtins(event.utm) if event.utm is not None else {}
+                    copy.write_row(
+                        (
+                            event.id,
+                            stored.v,
+                            stored.s,
+                            type(event).__struct_config__.tag,
+                            event.name if isinstance(event, Custom) else "",
+                            _moment(event.ts),
+                            received,
+                            event.url,
+                            event.title,
+                            event.referrer,
+                            _json.encode(utm).decode(),
+                            _json.encode(_properties(event)).decode(),
+                        )
+                    )
+        if not seen:
+            return 0, []
+        cursor.execute(_EVENTS_INSERT, [now])
         rows = cursor.fetchall()
-    return [
-        Event(
-            id=row[0],
-            visitor_id=row[1],
-            contact_id=row[2],
-            session_key=row[3],
-            kind=row[4],
-            name=row[5],
-            occurred_at=row[6],
-            url=row[7],
-            title=row[8],
-            # Django's connection leaves jsonb as text for fields to decode.
-            properties=msgspec.json.decode(row[9]) if isinstance(row[9], str) else row[9],
-            rolled_up_at=now if row[2] is not None else None,
-        )
-        for row in rows
-    ]
+    identified = []
+    for row in rows:
+        if row[_CONTACT] is None:
+            continue
+        values = list(row)
+        for i in _JSON_FIELDS:
+            # Django's connection leaves jsonb as text, for its fields to decode.
+            if isinstance(values[i], str):
+                values[i] = msgspec.json.decode(values[i])
+        # Positional: the fast way Django builds a model instance from a row.
+        identified.append(Event(*values))
+    return len(rows), identified
 
 
 def _identify(stored: Stored) -> bool:
@@ -226,10 +239,9 @@ def batch_process(batches: list[Stored]) -> BatchResult:
         return result
     now = timezone.now()
     _visitors_upsert(batches)
-    inserted = _events_insert(batches, now)
-    identified = [event for event in inserted if event.contact_id is not None]
+    result.inserted, identified = _events_insert(batches, now)
     events_roll_up(identified)
-    result.inserted, result.rolled_up = len(inserted), len(identified)
+    result.rolled_up = len(identified)
     for stored in batches:
         if stored.identity is not None and _identify(stored):
             result.identified += 1

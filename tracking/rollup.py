@@ -12,24 +12,26 @@ entry each.
 """
 
 from collections import defaultdict
+from contextlib import contextmanager
 from urllib.parse import urlsplit
 
+import psycopg
 from django.db import connection
 
 from contacts.models import Contact
-from crm.bulk_insert import copy_insert
 from tracking.models import Event, TimelineEntry
 from tracking.scoring import score_events
 
 DETAIL_MAX = 4000
 
-_VISITS_UPSERT = f"""
-INSERT INTO {TimelineEntry._meta.db_table} AS entry
-    (contact_id, account_id, kind, occurred_at, summary, detail, session_key, count)
-SELECT * FROM unnest(
+_COLUMNS = "contact_id, account_id, kind, occurred_at, summary, detail, session_key, count"
+_ROWS = """SELECT * FROM unnest(
     %s::bigint[], %s::bigint[], %s::varchar[], %s::timestamptz[], %s::varchar[], %s::text[],
     %s::varchar[], %s::integer[]
-)
+)"""
+_SINGLES_INSERT = f"INSERT INTO {TimelineEntry._meta.db_table} ({_COLUMNS}) {_ROWS}"
+_VISITS_UPSERT = f"""
+INSERT INTO {TimelineEntry._meta.db_table} AS entry ({_COLUMNS}) {_ROWS}
 ON CONFLICT (contact_id, kind, session_key) WHERE NOT (session_key = '')
 DO UPDATE SET
     count = entry.count + excluded.count,
@@ -37,6 +39,15 @@ DO UPDATE SET
     summary = 'Viewed ' || (entry.count + excluded.count) || ' pages in one visit',
     detail = left(entry.detail || E'\\n' || excluded.detail, {DETAIL_MAX})
 """
+
+
+@contextmanager
+def bound_cursor():
+    """A cursor on Django's connection (its transaction and the tenant's search path) that
+    binds parameters on the server. Django's own cursor binds on the client, spelling every
+    element of an array parameter out in the SQL text, which costs more than the statement."""
+    with connection.cursor(), psycopg.Cursor(connection.connection) as cursor:
+        yield cursor
 
 
 def _path(url: str) -> str:
@@ -75,10 +86,9 @@ def _describe(event: Event) -> tuple[str, str]:
     return f"Website event: {event.name}", detail
 
 
-def _visits(
-    events: list[Event], accounts: dict[int, int | None]
-) -> tuple[list[list], list[TimelineEntry]]:
-    """The upsert's columns for the page views of each visit, and entries for the rest."""
+def _entries(events: list[Event], accounts: dict[int, int | None]) -> tuple[list, list]:
+    """Timeline rows (in the order of _COLUMNS): one per visit's page views, to upsert, and
+    one per other event."""
     by_visit: dict[tuple[int, str], list[Event]] = defaultdict(list)
     singles = []
     for event in sorted(events, key=lambda e: e.occurred_at):
@@ -87,35 +97,35 @@ def _visits(
             continue
         summary, detail = _describe(event)
         singles.append(
-            TimelineEntry(
-                contact_id=event.contact_id,
-                account_id=accounts.get(event.contact_id),
-                kind=event.kind,
-                occurred_at=event.occurred_at,
-                summary=summary[:300],
-                detail=detail[:DETAIL_MAX],
-                session_key="",
-                count=1,
+            (
+                event.contact_id,
+                accounts.get(event.contact_id),
+                event.kind,
+                event.occurred_at,
+                summary[:300],
+                detail[:DETAIL_MAX],
+                "",
+                1,
             )
         )
-    columns: list[list] = [[] for _ in range(8)]
+    visits = []
     for (contact_id, session_key), views in by_visit.items():
         summary = (
             _describe(views[0])[0] if len(views) == 1 else f"Viewed {len(views)} pages in one visit"
         )
-        row = (
-            contact_id,
-            accounts.get(contact_id),
-            TimelineEntry.Kind.PAGE_VIEW,
-            views[-1].occurred_at,
-            summary[:300],
-            "\n".join(_page(view) for view in views)[:DETAIL_MAX],
-            session_key,
-            len(views),
+        visits.append(
+            (
+                contact_id,
+                accounts.get(contact_id),
+                TimelineEntry.Kind.PAGE_VIEW,
+                views[-1].occurred_at,
+                summary[:300],
+                "\n".join(_page(view) for view in views)[:DETAIL_MAX],
+                session_key,
+                len(views),
+            )
         )
-        for column, value in zip(columns, row, strict=True):
-            column.append(value)
-    return columns, singles
+    return visits, singles
 
 
 def events_roll_up(events: list[Event]) -> None:
@@ -129,9 +139,9 @@ def events_roll_up(events: list[Event]) -> None:
             "pk", "account_id"
         )
     )
-    visits, singles = _visits(events, accounts)
-    if visits[0]:
-        with connection.cursor() as cursor:
-            cursor.execute(_VISITS_UPSERT, visits)
-    copy_insert(singles)
+    visits, singles = _entries(events, accounts)
+    with bound_cursor() as cursor:
+        for statement, rows in ((_VISITS_UPSERT, visits), (_SINGLES_INSERT, singles)):
+            if rows:
+                cursor.execute(statement, [list(column) for column in zip(*rows, strict=True)])
     score_events(events=events)
