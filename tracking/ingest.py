@@ -34,6 +34,7 @@ from typing import Annotated
 import msgspec
 from django.conf import settings
 from django.db import close_old_connections, connection
+from django.http.request import validate_host
 from django_tenants.utils import get_public_schema_name, schema_context
 
 from tracking import buffer
@@ -197,6 +198,10 @@ def _site_load(hostname: str) -> Site | None:
 
 
 def site_for_host(hostname: str) -> Site | None:
+    """The site of a tenant's host; None for any other host (those outside ALLOWED_HOSTS are
+    refused without a look at the database, nor a place in the map)."""
+    if not validate_host(hostname, settings.ALLOWED_HOSTS):
+        return None
     now = time.monotonic()
     cached = _sites.get(hostname)
     if cached is not None and cached[0] > now:

@@ -176,12 +176,13 @@ def test_other_content_types_and_methods_are_refused(alpha_site):
 def test_an_unknown_host_gets_404_and_is_counted_apart(alpha_site):
     answer = post("nobody.localhost", batch(uuid.uuid4(), [page_view()]))
     public = post("localhost", batch(uuid.uuid4(), [page_view()]))
+    stranger = post("evil.example", batch(uuid.uuid4(), [page_view()]))
 
     assert answer.status == 404 and answer.json["error"] == "unknown_site"
-    assert public.status == 404
+    assert public.status == 404 and stranger.status == 404
     assert "Access-Control-Allow-Origin" not in answer.headers
     unknown = buffer.client().hgetall(buffer.counters_key(buffer.UNKNOWN))
-    assert unknown == {b"refused_unknown_host": b"2"}
+    assert unknown == {b"refused_unknown_host": b"3"}
     assert counters(alpha_site) == {}
 
 
