@@ -115,6 +115,8 @@ class Supervisor:
         )
 
     def start_app(self) -> None:
+        # Website events have a worker of their own (below; see tracking.tasks).
+        self.env.setdefault("CRM_TRACKING_QUEUE", "tracking")
         binds = ["--bind", f"127.0.0.1:{self.port}"]
         if ipv6_loopback() and port_is_free("::1", self.port):
             # Browsers may try ::1 first for *.localhost.
@@ -146,6 +148,25 @@ class Supervisor:
                 "2",
             ],
         )
+        # Drains website events into timelines every second, however busy the worker above is
+        # with campaign sends; quiet, as it runs a task a second.
+        self.spawn(
+            "drain",
+            [
+                str(BIN / "celery"),
+                "-A",
+                "crm",
+                "worker",
+                "--queues",
+                self.env["CRM_TRACKING_QUEUE"],
+                "--hostname",
+                "drain@%h",
+                "--loglevel",
+                "WARNING",
+                "--concurrency",
+                "2",
+            ],
+        )
         self.spawn(
             "beat",
             [
@@ -153,8 +174,9 @@ class Supervisor:
                 "-A",
                 "crm",
                 "beat",
+                # Beat sends a task every second (the drain's dispatcher): warnings only.
                 "--loglevel",
-                "INFO",
+                "WARNING",
                 "--schedule",
                 str(embedded.data_dir() / "celerybeat-schedule"),
             ],

@@ -229,6 +229,8 @@ CELERY_BEAT_SCHEDULE = {
     "tracking-drains-dispatch": {
         "task": "tracking.tasks.tracking_drains_dispatch",
         "schedule": env.float("CRM_TRACKING_DISPATCH_SECONDS", default=1.0),
+        # A tick that waited this long is stale: a newer one does its work.
+        "options": {"expires": 5},
     },
     "tracking-drains-sweep": {
         "task": "crm.tenants.tasks.for_each_tenant",
@@ -251,6 +253,15 @@ CRM_TRACKING_DRAIN_ENTRIES = env.int("CRM_TRACKING_DRAIN_ENTRIES", default=200)
 CRM_TRACKING_DRAIN_SECONDS = env.float("CRM_TRACKING_DRAIN_SECONDS", default=20.0)
 # Entries pending this long belong to a drain that is gone; another drain takes them over.
 CRM_TRACKING_CLAIM_IDLE_SECONDS = env.float("CRM_TRACKING_CLAIM_IDLE_SECONDS", default=60.0)
+# When set, the drain's tasks go to this queue, for a worker kept for them (`make run` starts
+# one: `celery -A crm worker -Q tracking`), so that events reach timelines within seconds however
+# long campaign sends keep the other workers busy. Empty: the default queue.
+CRM_TRACKING_QUEUE = env.str("CRM_TRACKING_QUEUE", default="")
+CELERY_TASK_ROUTES = {
+    name: {"queue": CRM_TRACKING_QUEUE}
+    for name in ("tracking.tasks.tracking_drain", "tracking.tasks.tracking_drains_dispatch")
+    if CRM_TRACKING_QUEUE
+}
 
 # Outbound webhooks: attempts before a delivery goes to the dead-letter list, and whether
 # endpoints may be on loopback or private addresses (development and tests only: in production
