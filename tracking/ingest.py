@@ -25,6 +25,7 @@ Origin header (the tenant's own server) is accepted.
 
 import hashlib
 import hmac
+import logging
 import threading
 import time
 import uuid
@@ -32,12 +33,15 @@ from dataclasses import dataclass
 from typing import Annotated
 
 import msgspec
+import redis
 from django.conf import settings
-from django.db import close_old_connections, connection
+from django.db import DatabaseError, close_old_connections, connection
 from django.http.request import validate_host
 from django_tenants.utils import get_public_schema_name, schema_context
 
 from tracking import buffer
+
+logger = logging.getLogger(__name__)
 
 PATH = "/t/collect"
 MAX_BODY = 64 * 1024
@@ -206,7 +210,13 @@ def site_for_host(hostname: str) -> Site | None:
     cached = _sites.get(hostname)
     if cached is not None and cached[0] > now:
         return cached[1]
-    site = _site_load(hostname)
+    try:
+        site = _site_load(hostname)
+    except DatabaseError:
+        # The database is away: what was known a moment ago still holds.
+        if cached is None:
+            raise
+        site = cached[1]
     with _sites_lock:
         if len(_sites) >= SITES_MAX:
             _sites.clear()
@@ -422,8 +432,23 @@ def _accept(site: Site, body: bytes, now_ms: int) -> tuple[Stored | None, int, i
 
 
 def collect(environ, start_response):
-    """The WSGI application of `POST /t/collect` (see the module's docstring)."""
+    """The WSGI application of `POST /t/collect` (see the module's docstring). When Redis or
+    the database cannot be reached, the answer is 503 (JSON, with Retry-After): the snippet's
+    beacon is lost, the endpoint is not broken."""
     started = time.perf_counter()
+    try:
+        return _collect(environ, start_response, started)
+    except (DatabaseError, redis.RedisError):
+        logger.exception("tracking ingest: a backing service is unavailable")
+        answer = Answer(
+            503,
+            {"error": "unavailable", "detail": "Try again later."},
+            [("Retry-After", "30")],
+        )
+        return answer.send(start_response, started, None)
+
+
+def _collect(environ, start_response, started: float):
     method = environ["REQUEST_METHOD"]
     ip = environ.get("REMOTE_ADDR", "")
     hostname = environ.get("HTTP_HOST", "").rsplit(":", 1)[0].lower()

@@ -317,3 +317,19 @@ def tracking_settings_of(tenant):
 
     with schema_context(tenant.schema_name):
         return tracking_settings()
+
+
+def test_when_redis_is_away_the_answer_is_503_not_a_crash(alpha_site, monkeypatch):
+    import redis
+
+    from crm.embedded import free_port
+    from tracking import ingest
+
+    away = redis.Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=0.5)
+    monkeypatch.setattr(buffer, "client", lambda: away)
+    monkeypatch.setattr(ingest, "_script", None)
+
+    answer = post(host(alpha_site), batch(uuid.uuid4(), [page_view()]))
+
+    assert answer.status == 503 and answer.json["error"] == "unavailable"
+    assert answer.headers["Retry-After"] == "30"
