@@ -37,7 +37,9 @@ def origin_normalize(value: str) -> str:
             f"“{value.strip()}” is not a site origin: write it as https://www.example.com "
             "(scheme and host, a port if any, no path)."
         )
-    return f"{parts.scheme}://{parts.hostname}" + (f":{port}" if port else "")
+    default = {"http": 80, "https": 443}[parts.scheme]
+    # As browsers send it in the Origin header: no port when it is the scheme's own.
+    return f"{parts.scheme}://{parts.hostname}" + (f":{port}" if port and port != default else "")
 
 
 @transaction.atomic

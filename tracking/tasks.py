@@ -3,7 +3,9 @@
 Beat runs `tracking_drains_dispatch` every `CRM_TRACKING_DISPATCH_SECONDS` (1 s): it queues one
 `tracking_drain` in each tenant whose stream got entries since its last drain began, at most
 one queued per tenant at a time. A sweep every minute queues a drain in every tenant, for entries
-left pending by a worker that was killed (nothing marks those dirty again).
+left pending by a worker that was killed (nothing marks those dirty again). With
+`CRM_TRACKING_QUEUE` set, both go to that queue, for a worker kept for them (`make run` starts
+one), so that campaign sends on the other workers never hold them up.
 """
 
 from celery import shared_task

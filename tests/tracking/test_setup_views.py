@@ -47,13 +47,18 @@ def test_the_page_shows_the_snippet_the_secret_and_the_counters(alpha_site, admi
 
 def test_saved_site_origins_are_normalized_and_open_the_endpoint(alpha, admin_client):
     answer = admin_client.post(
-        "/tracking/", {"site_origins": "HTTPS://Shop.Example.com/\nhttp://localhost:8123\n\n"}
+        "/tracking/",
+        {"site_origins": "HTTPS://Shop.Example.com/\nhttp://localhost:8123\n\nhttps://a.test:443"},
     )
 
     assert answer.status_code == 302
     with schema_context(alpha.schema_name):
         found = tracking_settings()
-        assert found.site_origins == ["https://shop.example.com", "http://localhost:8123"]
+        assert found.site_origins == [
+            "https://shop.example.com",
+            "http://localhost:8123",
+            "https://a.test",
+        ]
         assert AuditEntry.objects.filter(model="tracking.trackingsettings").exists()
     ok = post(host(alpha), batch(uuid.uuid4(), [page_view()]), origin="http://localhost:8123")
     assert ok.status == 202
