@@ -1,6 +1,6 @@
 """Browser test: a visitor browses the tenant's own website (another origin, with the tracking
 snippet) anonymously, then fills a lead form embedded there; the contact's 360-degree page then
-shows the page views from before the form."""
+shows the page views from before the form, the score they made and the stage."""
 
 import functools
 import threading
@@ -129,4 +129,9 @@ def test_page_views_before_a_lead_form_show_on_the_contacts_page(
     expect(timeline.locator("[data-kind=page_view]")).to_contain_text(f"Pricing — {site}/pricing")
     expect(timeline.locator("[data-kind=product_view]")).to_contain_text("Pro plan")
     expect(timeline.locator("[data-kind=form]")).to_contain_text("Demo request")
+    # Scored and staged by the same roll-up (default weights: two page views, a pricing view,
+    # a product view and a form make 1 + 1 + 5 + 3 + 10).
+    engagement = admin_page.get_by_test_id("engagement")
+    expect(engagement.get_by_test_id("score-now")).to_have_text("20")
+    expect(engagement.get_by_test_id("stage-history")).to_contain_text("Evaluation")
     admin_page.close()
