@@ -20,7 +20,6 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from urllib.parse import urlsplit
 
 from django.conf import settings as django_settings
 from django.core.mail import EmailMessage, get_connection
@@ -29,7 +28,6 @@ from django.urls import reverse
 from django.utils import timezone
 
 from contacts.models import Contact, Task
-from crm.bulk_insert import copy_insert
 from crm.tenants.models import Tenant
 from crm.tenants.selectors import tenant_url
 from tracking import lifecycle
@@ -83,30 +81,33 @@ class Scale:
 
 
 def url_path(url: str) -> str:
-    try:
-        return urlsplit(url).path or "/"
-    except ValueError:
-        return url[:200]
+    """The path of an absolute or relative URL, without query or fragment. String operations
+    rather than urlsplit: the drain reads this for every page view of a batch."""
+    scheme = url.find("://")
+    if scheme >= 0:
+        slash = url.find("/", scheme + 3)
+        url = url[slash:] if slash >= 0 else "/"
+    for mark in "?#":
+        cut = url.find(mark)
+        if cut >= 0:
+            url = url[:cut]
+    return url[:200] or "/"
 
 
-def is_pricing_view(url: str, pricing_path: str) -> bool:
-    return bool(pricing_path) and pricing_path in url_path(url)
-
-
-def event_kind(event: Event, scale: Scale) -> str:
+def event_kind(event: Event, scale: Scale, path: str) -> str:
     """The weight key of an event: a page view of the pricing path is a pricing view."""
-    if event.kind == Event.Kind.PAGE_VIEW and is_pricing_view(event.url, scale.pricing_path):
+    if event.kind == Event.Kind.PAGE_VIEW and scale.pricing_path and scale.pricing_path in path:
         return "pricing_view"
     return event.kind
 
 
-def event_reason(event: Event, kind: str) -> str:
-    """What the contact did, in words for the salesperson."""
-    props = event.properties if isinstance(event.properties, dict) else {}
+def event_reason(event: Event, kind: str, path: str) -> str:
+    """What the contact did, in words for the salesperson (`path`: the event URL's path)."""
     if kind in ("page_view", "pricing_view"):
-        return f"Viewed {url_path(event.url)}"
+        return f"Viewed {path}"
+    props = event.properties if isinstance(event.properties, dict) else {}
     if kind == "product_view":
-        label = props.get("name") or props.get("sku") or url_path(event.url)
+        label = props.get("name") or props.get("sku") or path
         return f"Viewed product {label}"
     if kind == "purchase":
         amount = props.get("amount")
@@ -125,7 +126,7 @@ def event_reason(event: Event, kind: str) -> str:
         campaign = props.get("campaign")
         return f"Opened the '{campaign}' e-mail" if campaign else "Opened an e-mail"
     if kind == "email_click":
-        label = props.get("link") or props.get("campaign") or url_path(event.url)
+        label = props.get("link") or props.get("campaign") or path
         return f"Clicked '{label}' link"
     if kind == "meeting":
         return f"Meeting: {props.get('subject') or event.title or event.name or 'held'}"
@@ -223,58 +224,101 @@ def score_exposures(
         by_contact[exposure.contact_id].append(exposure)
     first_at = {cid: min(e.at for e in items) for cid, items in by_contact.items()}
     rows = _locked_engagements(sorted(by_contact), first_at)
-    changes: list[ScoreChange] = []
+    changes: list[tuple] = []
     crossings: list[Crossing] = []
     for cid, items in by_contact.items():
         row = rows[cid]
         crossing = None
         for exposure in sorted(items, key=lambda e: e.at):
             crossed = _apply(row, exposure, scale, now)
-            change = ScoreChange(
-                contact_id=cid,
-                event_id=exposure.event_id,
-                kind=exposure.kind,
-                reason=exposure.reason[:300],
-                points=exposure.points,
-                at=exposure.at,
-                score=scale.value_at(row.value, row.at, max(row.at, exposure.at)),
+            changes.append(
+                (
+                    cid,
+                    exposure.event_id,
+                    exposure.kind,
+                    exposure.reason[:300],
+                    exposure.points,
+                    exposure.at,
+                    # The score just after: at the row's moment when the exposure came late.
+                    scale.value_at(row.value, row.at, max(row.at, exposure.at)),
+                )
             )
-            changes.append(change)
             if crossed:
                 crossing = Crossing(engagement=row, at=exposure.at, score=row.value)
         row.rank = scale.rank(row.value, row.at)
         if crossing is not None:
             crossings.append(crossing)
-    Engagement.objects.bulk_create(
-        list(rows.values()),
-        update_conflicts=True,
-        unique_fields=["contact"],
-        update_fields=["value", "at", "rank", "sales_ready", "ready_since", "last_crossed_at"],
-    )
-    copy_insert(changes)
+    _engagements_write(list(rows.values()))
+    _score_changes_copy(changes)
     return crossings
 
 
-def exposures_of_events(events: Iterable[Event], scale: Scale) -> list[Exposure]:
-    exposures = []
+def _engagements_write(rows: list[Engagement]) -> None:
+    """Write the locked rows back in one UPDATE joined to arrays of the new values (Django's
+    bulk_update would write a CASE per column, evaluated for every row)."""
+    table = connection.ops.quote_name(Engagement._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} AS e SET value = s.value, at = s.at, rank = s.rank, "
+            "sales_ready = s.sales_ready, ready_since = s.ready_since, "
+            "last_crossed_at = s.last_crossed_at "
+            "FROM unnest(%s::bigint[], %s::float8[], %s::timestamptz[], %s::float8[], "
+            "%s::boolean[], %s::timestamptz[], %s::timestamptz[]) "
+            "AS s(contact_id, value, at, rank, sales_ready, ready_since, last_crossed_at) "
+            "WHERE e.contact_id = s.contact_id",
+            [
+                [row.contact_id for row in rows],
+                [row.value for row in rows],
+                [row.at for row in rows],
+                [row.rank for row in rows],
+                [row.sales_ready for row in rows],
+                [row.ready_since for row in rows],
+                [row.last_crossed_at for row in rows],
+            ],
+        )
+
+
+SCORE_CHANGE_COLUMNS = ("contact_id", "event_id", "kind", "reason", "points", "at", "score")
+
+
+def _score_changes_copy(changes: list[tuple]) -> None:
+    """COPY score changes given as tuples in SCORE_CHANGE_COLUMNS order (ids from the
+    sequence's default): no model instance per row, as the drain writes one per event."""
+    if not changes:
+        return
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(name) for name in SCORE_CHANGE_COLUMNS)
+    table = quote(ScoreChange._meta.db_table)
+    with (
+        connection.cursor() as cursor,
+        cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy,
+    ):
+        for change in changes:
+            copy.write_row(change)
+
+
+def events_read(events: Iterable[Event], scale: Scale) -> tuple[list[Exposure], list[tuple]]:
+    """What a batch of events means, in one pass: the scored exposures (kinds weighted above
+    0) and the life-cycle signals (contact id, signal, time, cause)."""
+    exposures, signals = [], []
+    weights = scale.weights
     for event in events:
         if event.contact_id is None:
             continue
-        kind = event_kind(event, scale)
-        points = scale.weights.get(kind, 0.0)
-        if points <= 0:
+        path = url_path(event.url) if event.url else "/"
+        kind = event_kind(event, scale, path)
+        points = weights.get(kind, 0.0)
+        signal = lifecycle.event_signal(kind)
+        if points <= 0 and signal is None:
             continue
-        exposures.append(
-            Exposure(
-                contact_id=event.contact_id,
-                kind=kind,
-                points=points,
-                at=event.occurred_at,
-                reason=event_reason(event, kind),
-                event_id=event.pk,
+        reason = event_reason(event, kind, path)
+        if points > 0:
+            exposures.append(
+                Exposure(event.contact_id, kind, points, event.occurred_at, reason, event.pk)
             )
-        )
-    return exposures
+        if signal is not None:
+            signals.append((event.contact_id, signal, event.occurred_at, reason))
+    return exposures, signals
 
 
 def score_events(*, events: Iterable[Event], now=None) -> list[Crossing]:
@@ -283,20 +327,10 @@ def score_events(*, events: Iterable[Event], now=None) -> list[Crossing]:
     calls this per batch. Events without a contact add nothing; a kind weighted 0 adds no
     points but still counts for the stage (a purchase is a purchase). Crossings of the
     threshold get their action item, timeline entry and e-mail (sent after commit)."""
-    events = [event for event in events if event.contact_id is not None]
-    if not events:
-        return []
     settings = tracking_settings()
     scale = Scale.of(settings)
-    crossings = score_exposures(
-        exposures=exposures_of_events(events, scale), settings=settings, now=now
-    )
-    signals = []
-    for event in events:
-        kind = event_kind(event, scale)
-        signal = lifecycle.event_signal(kind)
-        if signal is not None:
-            signals.append((event.contact_id, signal, event.occurred_at, event_reason(event, kind)))
+    exposures, signals = events_read(events, scale)
+    crossings = score_exposures(exposures=exposures, settings=settings, now=now)
     lifecycle.lifecycle_signals_apply(signals=signals)
     crossings_notify(crossings=crossings, settings=settings)
     return crossings

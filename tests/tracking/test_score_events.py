@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from contacts import services as contact_services
+from contacts.models import Contact
 from crm.users.models import User
 from tracking.models import Engagement, Event, ScoreChange
 from tracking.scoring import score_events, score_now, tracking_settings
@@ -74,3 +75,35 @@ def test_an_event_arriving_late_adds_its_points_decayed_to_the_stored_moment(con
     engagement = Engagement.objects.get(contact=contact)
     assert engagement.at == T0 + timedelta(days=2)
     assert engagement.value == pytest.approx(4 + 1)
+
+
+def test_a_batch_of_thousands_of_events_over_many_contacts_takes_a_few_queries(
+    admin, django_assert_max_num_queries
+):
+    contacts = Contact.objects.bulk_create(
+        [Contact(first_name=f"C{n}", owner=admin) for n in range(500)]
+    )
+    events = [
+        Event(
+            id=uuid.uuid4(),
+            contact=contacts[n % 500],
+            kind="page_view" if n % 10 else "product_view",
+            occurred_at=T0 + timedelta(seconds=n),
+            received_at=T0,
+            url=f"https://site.test/{'pricing' if n % 7 == 0 else 'blog'}/{n}",
+            properties={"sku": f"SKU-{n}"},
+        )
+        for n in range(5000)
+    ]
+    Event.objects.bulk_create(events)
+    tracking_settings()
+
+    # The settings; lock the Engagement rows, create the missing ones and lock those; one
+    # UPDATE and one COPY; lock the contacts whose stage moves, one UPDATE per target stage,
+    # the ledger and the timeline (a sequence read and a COPY each).
+    with django_assert_max_num_queries(12):
+        score_events(events=events, now=T0 + timedelta(hours=2))
+
+    assert Engagement.objects.count() == 500
+    assert ScoreChange.objects.count() == 5000
+    assert Contact.objects.filter(lifecycle_stage="evaluation").count() == 500
