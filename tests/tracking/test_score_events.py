@@ -4,6 +4,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from campaigns.engagement import email_click_record, email_open_record
+from campaigns.models import CampaignLink, OutboxMessage
+from campaigns.services import campaign_create
 from contacts import services as contact_services
 from contacts.models import Contact
 from crm.users.models import User
@@ -107,3 +110,20 @@ def test_a_batch_of_thousands_of_events_over_many_contacts_takes_a_few_queries(
     assert Engagement.objects.count() == 500
     assert ScoreChange.objects.count() == 5000
     assert Contact.objects.filter(lifecycle_stage="evaluation").count() == 500
+
+
+def test_campaign_email_opens_and_clicks_score_with_the_campaigns_name(admin, contact):
+    campaign = campaign_create(actor=admin, name="Spring offer", kind="email")
+    outbox = OutboxMessage.objects.create(
+        campaign=campaign, contact=contact, email=contact.email, status="sent", message_id="<m@x>"
+    )
+    link = CampaignLink.objects.create(campaign=campaign, url="https://shop.test/offer")
+
+    email_open_record(outbox_id=outbox.pk)
+    email_open_record(outbox_id=outbox.pk)
+    email_click_record(outbox=outbox, link=link)
+
+    assert list(contact.score_changes.order_by("id").values_list("kind", "reason")) == [
+        ("email_open", "Opened the 'Spring offer' e-mail"),
+        ("email_click", "Clicked 'Spring offer' link: https://shop.test/offer"),
+    ]
