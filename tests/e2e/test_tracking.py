@@ -135,3 +135,80 @@ def test_page_views_before_a_lead_form_show_on_the_contacts_page(
     expect(engagement.get_by_test_id("score-now")).to_have_text("20")
     expect(engagement.get_by_test_id("stage-history")).to_contain_text("Evaluation")
     admin_page.close()
+
+
+SHOP = """<script>
+crm('purchase', {order_id: 'A-1', amount: 42.5, currency: 'eur',
+                 items: [{sku: 'K-1', name: 'Kettle', quantity: 2}]});
+crm('event', 'video_played', {seconds: 30});
+</script>"""
+
+
+def test_an_email_click_token_and_the_pages_own_calls_reach_the_contact(
+    committed_tenant, live_app, celery_worker, django_db_blocker, website, browser
+):
+    from contacts.services import contact_create
+    from tracking.identity import visitor_token
+    from tracking.ingest import identify_signature
+    from tracking.models import Event, TimelineEntry
+    from tracking.selectors import tracking_settings
+    from tracking.sites import site_origins_set
+
+    tenant = committed_tenant("click")
+    crm = live_app.url_for(tenant.slug, "").rstrip("/")
+    folder, site = website
+    with django_db_blocker.unblock(), schema_context(tenant.schema_name):
+        site_origins_set(actor=None, origins=[site])
+        ann = contact_create(actor=None, first_name="Ann", email="ann@example.test")
+        token = visitor_token(contact_id=ann.pk)
+        secret = tracking_settings().identify_secret
+    connection.set_schema_to_public()
+    (folder / "shop.html").write_text(PAGE.format(title="Shop", crm=crm, body=SHOP))
+    signature = identify_signature(secret, "bob@example.test")
+    (folder / "account.html").write_text(
+        PAGE.format(
+            title="Account",
+            crm=crm,
+            body="<script>crm('identify', {email: 'bob@example.test', "
+            f"signature: '{signature}'}});</script>",
+        )
+    )
+
+    # Ann follows a campaign e-mail's link: the token identifies her browser and leaves the URL.
+    ann_context = browser.new_context()
+    shop = ann_context.new_page()
+    shop.goto(f"{site}/shop.html?crm_vt={token}&ref=mail")
+    assert wait_for(lambda: "crm_vt" not in shop.url)
+    assert shop.url.endswith("/shop.html?ref=mail")
+    # Bob signs in on the site: the page identifies him with the signature of his address.
+    bob_context = browser.new_context()
+    bob_context.new_page().goto(f"{site}/account.html")
+    assert wait_for(lambda: accepted_events(tenant) >= 4)
+    assert wait_for(
+        lambda: (
+            int(
+                buffer.client().hget(buffer.counters_key(tenant.schema_name), "accepted_requests")
+                or 0
+            )
+            >= 4
+        )
+    )
+    ann_context.close()
+    bob_context.close()
+    with django_db_blocker.unblock():
+        tracking_drains_dispatch.delay().get(timeout=30)
+        with schema_context(tenant.schema_name):
+            assert wait_for(lambda: Contact.objects.filter(email="bob@example.test").exists())
+            assert wait_for(lambda: TimelineEntry.objects.filter(contact=ann).count() >= 3)
+            entries = {e.kind: e for e in TimelineEntry.objects.filter(contact=ann)}
+            assert entries["purchase"].summary == "Bought order A-1 for 42.50 EUR"
+            assert entries["purchase"].detail == "2 x Kettle"
+            assert entries["custom"].summary == "Website event: video_played"
+            assert entries["page_view"].summary == "Viewed Shop"
+            assert not Event.objects.filter(url__contains="crm_vt").exists()
+            bob = Contact.objects.get(email="bob@example.test")
+            assert bob.source == "website"
+            assert TimelineEntry.objects.get(contact=bob, kind="page_view").summary == (
+                "Viewed Account"
+            )
+    connection.set_schema_to_public()
