@@ -5,10 +5,10 @@ time, and reads until the stream is empty or its time is up. Each batch (up to
 `CRM_TRACKING_DRAIN_ENTRIES` accepted requests, each up to 100 events) is one transaction:
 
 1. upsert the batch's visitors (first and last seen), locking their rows in id order;
-2. insert the events in one statement (`INSERT ... SELECT FROM unnest(...) ON CONFLICT (id) DO
-   NOTHING RETURNING`): an event already stored (a batch sent or drained twice) comes back from
-   nowhere and so is rolled up nowhere; an event of a visitor already identified takes the
-   visitor's contact and is marked rolled up;
+2. COPY the events into a temporary table and move them in one statement (`INSERT ... SELECT
+   ... ON CONFLICT (id) DO NOTHING RETURNING`): an event already stored (a batch sent or drained
+   twice) comes back from nowhere and so is rolled up nowhere; an event of a visitor already
+   identified takes the visitor's contact and is marked rolled up;
 3. roll those events onto their contacts' timelines and scores (tracking.rollup);
 4. apply the batch's identifications (tracking.identity.visitor_identify), which roll up the
    visitors' earlier anonymous events.
@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import msgspec
+import psycopg
 import redis
 from django.conf import settings
 from django.db import DataError, IntegrityError, connection, transaction
@@ -259,27 +260,30 @@ def _group_ensure(client: redis.Redis, stream: str) -> None:
             raise
 
 
-def _read(client: redis.Redis, stream: str, *, own_pending: bool) -> list[tuple[bytes, dict]]:
-    """The next entries: this process's own pending ones first (left by a failed run), then
-    entries abandoned by a process that is gone, then new ones."""
+def _recovered(client: redis.Redis, stream: str) -> list[tuple[bytes, dict]]:
+    """Entries read before but never acknowledged: this process's own (left by a failed run),
+    else those of a process that is gone (pending longer than CRM_TRACKING_CLAIM_IDLE_SECONDS)."""
     count = settings.CRM_TRACKING_DRAIN_ENTRIES
-    if own_pending:
-        found = client.xreadgroup(buffer.GROUP, CONSUMER, {stream: "0"}, count=count)
-        entries = found[0][1] if found else []
-        if entries:
-            return entries
-        claimed = client.xautoclaim(
-            stream,
-            buffer.GROUP,
-            CONSUMER,
-            min_idle_time=int(settings.CRM_TRACKING_CLAIM_IDLE_SECONDS * 1000),
-            start_id="0-0",
-            count=count,
-        )
-        entries = [entry for entry in claimed[1] if entry[1]]
-        if entries:
-            return entries
-    found = client.xreadgroup(buffer.GROUP, CONSUMER, {stream: ">"}, count=count)
+    found = client.xreadgroup(buffer.GROUP, CONSUMER, {stream: "0"}, count=count)
+    entries = found[0][1] if found else []
+    if entries:
+        return entries
+    claimed = client.xautoclaim(
+        stream,
+        buffer.GROUP,
+        CONSUMER,
+        min_idle_time=int(settings.CRM_TRACKING_CLAIM_IDLE_SECONDS * 1000),
+        start_id="0-0",
+        count=count,
+    )
+    # Entries deleted meanwhile come back without fields.
+    return [entry for entry in claimed[1] if entry[1]]
+
+
+def _fresh(client: redis.Redis, stream: str) -> list[tuple[bytes, dict]]:
+    found = client.xreadgroup(
+        buffer.GROUP, CONSUMER, {stream: ">"}, count=settings.CRM_TRACKING_DRAIN_ENTRIES
+    )
     return found[0][1] if found else []
 
 
@@ -335,7 +339,14 @@ def _set_aside(client: redis.Redis, schema: str, entries, reason: str) -> None:
 
 # Errors in the data itself (rare: ingest validated it), as opposed to a database or Redis that
 # is away, after which the whole batch is simply read again.
-DATA_ERRORS = (IntegrityError, DataError, ValueError)
+# (The events go in through psycopg's own cursor, whose errors Django does not wrap.)
+DATA_ERRORS = (
+    IntegrityError,
+    DataError,
+    psycopg.IntegrityError,
+    psycopg.DataError,
+    ValueError,
+)
 
 
 def _process(client: redis.Redis, schema: str, entries, result: DrainResult) -> None:
@@ -348,9 +359,7 @@ def _process(client: redis.Redis, schema: str, entries, result: DrainResult) -> 
     try:
         done = batch_process([stored for _, _, stored in good])
     except DATA_ERRORS:
-        if len(good) == 1:
-            raise
-        # Entry by entry, so that one bad entry does not hold up the others.
+        # Entry by entry, so that one bad entry does not hold up the others (it is set aside).
         for item in good:
             _process_one(client, schema, item, result)
         return
@@ -390,13 +399,13 @@ def drain(*, seconds: float | None = None) -> DrainResult | None:
         _group_ensure(client, stream)
         _consumers_prune(client, stream)
         deadline = time.monotonic() + (seconds or settings.CRM_TRACKING_DRAIN_SECONDS)
-        own_pending = True
+        recovering = True
         while time.monotonic() < deadline:
-            entries = _read(client, stream, own_pending=own_pending)
+            entries = _recovered(client, stream) if recovering else []
             if not entries:
-                if own_pending:
-                    own_pending = False
-                    continue
+                recovering = False
+                entries = _fresh(client, stream)
+            if not entries:
                 break
             _process(client, schema, entries, result)
             result.batches += 1

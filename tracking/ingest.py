@@ -401,6 +401,9 @@ def _read_body(environ) -> bytes:
 def _accept(site: Site, body: bytes, now_ms: int) -> tuple[Stored | None, int, int]:
     """The batch to store (None when nothing is left), and how many events were too old and
     too new."""
+    if b"\\u0000" in body:
+        # PostgreSQL's text holds no NUL character.
+        raise Refusal(400, "refused_invalid", "invalid", "NUL characters are not allowed.")
     try:
         batch = _decode_batch(body)
     except (msgspec.ValidationError, msgspec.DecodeError) as error:

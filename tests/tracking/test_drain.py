@@ -299,3 +299,23 @@ def test_identify_with_an_unknown_address_makes_a_contact(alpha_site, in_alpha):
     assert contact.source == "website"
     assert Visitor.objects.get(pk=visitor).contact == contact
     assert len(timeline(contact, "page_view")) == 1
+
+
+def test_an_entry_the_database_refuses_is_set_aside_and_the_others_go_in(alpha_site, ada):
+    from tracking.ingest import _encode
+
+    visitor = known_visitor(ada)
+    send(alpha_site, visitor, [page_view(title="Before")])
+    poison = decode_stored(
+        buffer.client().xrange(buffer.stream_key(alpha_site.schema_name))[0][1][b"b"]
+    )
+    poison.events[0].id, poison.events[0].title = uuid.uuid4(), "a\x00b"
+    buffer.client().xadd(buffer.stream_key(alpha_site.schema_name), {"b": _encode(poison)})
+    send(alpha_site, visitor, [page_view(title="After")])
+
+    result = drain.drain()
+
+    assert (result.entries, result.dead_lettered) == (2, 1)
+    assert sorted(Event.objects.values_list("title", flat=True)) == ["After", "Before"]
+    assert buffer.client().xlen(buffer.dead_key(alpha_site.schema_name)) == 1
+    assert stream_length(alpha_site) == 0

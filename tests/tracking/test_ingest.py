@@ -137,6 +137,7 @@ BAD_BATCHES = {
     },
     "too many events": {"v": str(uuid.uuid4()), "events": [page_view() for _ in range(101)]},
     "bad session key": {"v": str(uuid.uuid4()), "s": "<script>", "events": [page_view()]},
+    "NUL character": {"v": str(uuid.uuid4()), "events": [page_view(title="a\x00b")]},
 }
 
 
