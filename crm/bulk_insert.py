@@ -12,6 +12,20 @@ for every row, so a thousand rows cost a million comparisons.
 
 from django.db import connection
 from django.db.models import Model
+from django.db.models.expressions import DatabaseDefault, Value
+
+
+def _insert_value(field, obj: Model):
+    value = field.pre_save(obj, add=True)
+    if isinstance(value, DatabaseDefault):
+        # A field left to its database default: COPY has no DEFAULT, so write the default's
+        # value (a constant; an expression default would need an INSERT).
+        value = field.db_default
+        if isinstance(value, Value):
+            value = value.value
+        elif hasattr(value, "resolve_expression"):
+            raise ValueError(f"{field} has an expression as its database default.")
+    return field.get_db_prep_save(value, connection)
 
 
 def copy_insert(objs: list[Model]) -> None:
@@ -36,12 +50,7 @@ def copy_insert(objs: list[Model]) -> None:
         # The driver's own cursor: Django's wrapper has no COPY.
         with cursor.cursor.copy(f"COPY {quote(meta.db_table)} ({columns}) FROM STDIN") as copy:
             for obj in objs:
-                copy.write_row(
-                    [
-                        field.get_db_prep_save(field.pre_save(obj, add=True), connection)
-                        for field in fields
-                    ]
-                )
+                copy.write_row([_insert_value(field, obj) for field in fields])
     for obj in objs:
         obj._state.adding = False
         obj._state.db = connection.alias
