@@ -10,6 +10,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -48,9 +49,10 @@ def database_url(name: str | None = None) -> str:
     return f"postgres://{db['USER']}{password}@{host}{port}/{name or db['NAME']}"
 
 
-@pytest.fixture(scope="session")
-def live_app(django_db_setup, smtp_server):
-    controller, _mailbox = smtp_server
+@contextmanager
+def app_server(**env):
+    """A gunicorn serving the test database on a free port (2 workers, 2 threads), with `env`
+    on top of the test settings; stopped on exit."""
     port = free_port()
     env = {
         **os.environ,
@@ -61,9 +63,7 @@ def live_app(django_db_setup, smtp_server):
         "CRM_BASE_DOMAIN": "localhost",
         "CRM_PUBLIC_PORT": str(port),
         "CRM_PUBLIC_SCHEME": "http",
-        "EMAIL_URL": f"smtp://127.0.0.1:{controller.port}",
-        # Browser tests register webhook receivers on loopback.
-        "CRM_WEBHOOKS_ALLOW_PRIVATE": "1",
+        **env,
     }
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     server = subprocess.Popen(
@@ -94,9 +94,22 @@ def live_app(django_db_setup, smtp_server):
                 server.kill()
                 pytest.fail("the live app server did not start")
             time.sleep(0.2)
-    yield LiveApp(port)
-    server.terminate()
-    server.wait(timeout=30)
+    try:
+        yield LiveApp(port)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def live_app(django_db_setup, smtp_server):
+    controller, _mailbox = smtp_server
+    with app_server(
+        EMAIL_URL=f"smtp://127.0.0.1:{controller.port}",
+        # Browser tests register webhook receivers on loopback.
+        CRM_WEBHOOKS_ALLOW_PRIVATE="1",
+    ) as app:
+        yield app
 
 
 @pytest.fixture(scope="session")

@@ -2,15 +2,8 @@
 marketer sends a test e-mail and reads it on the Caught mail page; another tenant's marketer
 does not see it."""
 
-import os
-import subprocess
-import time
-import urllib.error
-import urllib.request
-
 import pytest
 from aiosmtpd.controller import Controller
-from django.conf import settings
 from django.db import connection
 from django_tenants.utils import schema_context
 from playwright.sync_api import expect
@@ -19,7 +12,7 @@ from campaigns.templating import email_template_create
 from crm.embedded import free_port
 from crm.mailcatcher import MaildirHandler
 from crm.users.models import User
-from tests.e2e.conftest import BIN, ROOT, LiveApp, database_url, log_in
+from tests.e2e.conftest import app_server, log_in
 
 pytestmark = pytest.mark.e2e
 
@@ -31,43 +24,13 @@ def catcher_app(django_db_setup, tmp_path_factory):
     folder = str(tmp_path_factory.mktemp("catcher") / "mail")
     catcher = Controller(MaildirHandler(folder), hostname="127.0.0.1", port=free_port())
     catcher.start()
-    port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url(),
-        "REDIS_URL": settings.REDIS_URL,
-        "SECRET_KEY": settings.SECRET_KEY,
-        "DEBUG": "1",
-        "CRM_BASE_DOMAIN": "localhost",
-        "CRM_PUBLIC_PORT": str(port),
-        "CRM_PUBLIC_SCHEME": "http",
-        "EMAIL_URL": f"smtp://127.0.0.1:{catcher.port}",
-        "CRM_MAILCATCHER_DIR": folder,
-    }
-    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-    server = subprocess.Popen(
-        [str(BIN / "gunicorn"), "crm.wsgi:application", "--bind", f"127.0.0.1:{port}"],
-        cwd=ROOT,
-        env=env,
-    )
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/healthz", headers={"Host": f"localhost:{port}"}
-    )
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(request, timeout=2):
-                break
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            if time.monotonic() > deadline or server.poll() is not None:
-                server.kill()
-                catcher.stop()
-                pytest.fail("the app server did not start")
-            time.sleep(0.2)
-    yield LiveApp(port)
-    server.terminate()
-    server.wait(timeout=30)
-    catcher.stop()
+    try:
+        with app_server(
+            EMAIL_URL=f"smtp://127.0.0.1:{catcher.port}", CRM_MAILCATCHER_DIR=folder
+        ) as app:
+            yield app
+    finally:
+        catcher.stop()
 
 
 @pytest.fixture
