@@ -219,6 +219,12 @@ CELERY_BEAT_SCHEDULE = {
     },
     # Scheduled campaigns whose ETA task was lost, outbox rows a stopped worker left sending,
     # and sends that stalled (their tasks lost with Redis, or waiting for their window).
+    # Double opt-in submissions nobody confirmed within the link's week.
+    "lead-submissions-purge": {
+        "task": "crm.tenants.tasks.for_each_tenant",
+        "schedule": 3600.0,
+        "args": ["leads.tasks.unconfirmed_submissions_purge"],
+    },
     "campaigns-sweep": {
         "task": "crm.tenants.tasks.for_each_tenant",
         "schedule": env.float("CRM_CAMPAIGN_SWEEP_SECONDS", default=60.0),

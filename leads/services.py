@@ -13,7 +13,7 @@ and adds the ticked interests; it never overwrites a name, phone or owner alread
 Everything runs in the current tenant's schema, as contacts.services does.
 """
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.core import signing
 from django.db import connection, transaction
@@ -190,6 +190,16 @@ def confirmation_claim(*, submission_id: int) -> FormSubmission | None:
 def confirmation_unclaim(*, submission_id: int) -> None:
     """The confirmation e-mail could not be handed over: let a retry claim it again."""
     FormSubmission.objects.filter(pk=submission_id).update(confirmation_sent_at=None)
+
+
+def unconfirmed_purge(*, now: datetime | None = None) -> int:
+    """Delete double opt-in submissions never confirmed while their link was valid: an address
+    nobody confirmed is not kept. Returns how many went."""
+    cutoff = (now or timezone.now()) - CONFIRM_MAX_AGE
+    deleted, _ = FormSubmission.objects.filter(
+        status=FormSubmission.Status.AWAITING_CONFIRMATION, submitted_at__lt=cutoff
+    ).delete()
+    return deleted
 
 
 @transaction.atomic

@@ -8,7 +8,12 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 
 from crm.tenants.selectors import tenant_url
-from leads.services import confirmation_claim, confirmation_token, confirmation_unclaim
+from leads.services import (
+    confirmation_claim,
+    confirmation_token,
+    confirmation_unclaim,
+    unconfirmed_purge,
+)
 
 
 @shared_task(
@@ -44,3 +49,9 @@ def _address() -> str:
     from email.utils import parseaddr
 
     return parseaddr(settings.DEFAULT_FROM_EMAIL)[1]
+
+
+@shared_task
+def unconfirmed_submissions_purge() -> int:
+    """Beat, per tenant: drop double opt-in submissions whose confirmation link has expired."""
+    return unconfirmed_purge()

@@ -21,6 +21,7 @@ from leads.services import (
     submission_confirm,
     submission_process,
     submission_receive,
+    unconfirmed_purge,
 )
 from tracking.models import AuditEntry, TimelineEntry
 
@@ -225,6 +226,19 @@ def test_under_double_opt_in_nothing_reaches_the_crm_before_the_confirmation(
     assert submission.confirmed_at is not None
     assert Contact.objects.get().email == ANN["email"]
     assert Task.objects.count() == 1
+
+
+def test_unconfirmed_submissions_go_once_their_link_expired_and_confirmed_ones_stay(make_form):
+    form = make_form(double_opt_in=True)
+    old = submission_receive(form=form, data=ANN)
+    recent = submission_receive(form=form, data={**ANN, "email": "recent@example.test"})
+    done = submission_receive(form=form, data={**ANN, "email": "done@example.test"})
+    submission_confirm(submission=done)
+    week_ago = timezone.now() - timedelta(days=8)
+    FormSubmission.objects.filter(pk__in=[old.pk, done.pk]).update(submitted_at=week_ago)
+
+    assert unconfirmed_purge() == 1
+    assert set(FormSubmission.objects.values_list("pk", flat=True)) == {recent.pk, done.pk}
 
 
 def test_a_confirmation_token_of_one_tenant_names_nothing_in_another(make_form, beta):
