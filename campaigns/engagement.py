@@ -41,6 +41,9 @@ URL_MAX = CampaignLink._meta.get_field("url").max_length
 _ANCHOR_HREF = re.compile(r"""(<a\b[^>]*?\bhref\s*=\s*)(["'])(.*?)\2""", re.IGNORECASE | re.DOTALL)
 _BODY_CLOSE = re.compile(r"</body\s*>", re.IGNORECASE)
 _TRACKED = re.compile(r"https?://[^\s\x00-\x1f\x7f]+\Z", re.IGNORECASE)
+# A link in the plain-text part: up to white space or a bracket, without the full stop or comma
+# of the sentence it ends.
+_TEXT_URL = re.compile(r"""https?://[^\s<>()\[\]"']*[^\s<>()\[\]"'.,;:!?]""", re.IGNORECASE)
 
 
 def open_token(*, outbox_id: int) -> str:
@@ -108,22 +111,36 @@ class EmailTracker:
         )
 
     def track(self, rendered: RenderedEmail, *, outbox_id: int, unsubscribe_url: str):
-        """The message with its links pointing at the click redirect and the pixel added."""
+        """The message with its links, in the HTML and in the plain text, pointing at the click
+        redirect, and the pixel added."""
         found = {}
         for match in _ANCHOR_HREF.finditer(rendered.html):
             url = html.unescape(match.group(3)).strip()
             if url != unsubscribe_url and trackable(url):
                 found[match.group(3)] = url
-        self._ids_for(set(found.values()))
+        in_text = {
+            url
+            for url in _TEXT_URL.findall(rendered.text)
+            if url != unsubscribe_url and trackable(url)
+        }
+        self._ids_for(set(found.values()) | in_text)
+
+        def tracked(url: str) -> str:
+            return (
+                f"{self.click_base}{click_token(outbox_id=outbox_id, link_id=self.link_ids[url])}/"
+            )
 
         def rewrite(match: re.Match) -> str:
             url = found.get(match.group(3))
             if url is None:
                 return match.group()
-            token = click_token(outbox_id=outbox_id, link_id=self.link_ids[url])
-            return f"{match.group(1)}{match.group(2)}{self.click_base}{token}/{match.group(2)}"
+            return f"{match.group(1)}{match.group(2)}{tracked(url)}{match.group(2)}"
+
+        def rewrite_text(match: re.Match) -> str:
+            return tracked(match.group()) if match.group() in in_text else match.group()
 
         body = _ANCHOR_HREF.sub(rewrite, rendered.html)
+        text = _TEXT_URL.sub(rewrite_text, rendered.text) if in_text else rendered.text
         pixel = (
             f'<img src="{self.open_base}{open_token(outbox_id=outbox_id)}.gif" '
             'width="1" height="1" alt="">'
@@ -132,7 +149,7 @@ class EmailTracker:
             body = _BODY_CLOSE.sub(lambda match: pixel + match.group(), body, count=1)
         else:
             body += pixel
-        return dataclasses.replace(rendered, html=body)
+        return dataclasses.replace(rendered, html=body, text=text)
 
 
 def _advance(outbox: OutboxMessage, status: str) -> None:

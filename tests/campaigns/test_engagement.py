@@ -106,6 +106,38 @@ def test_sent_messages_have_tracked_links_and_a_pixel_and_the_unsubscribe_link_u
     assert set(_links(first)[:2]).isdisjoint(_links(second)[:2])
 
 
+def test_links_in_the_plain_text_are_tracked_too_and_lead_to_the_same_place(admin, mailbox):
+    text = (
+        f"Hi {{{{ contact.first_name }}}}, see {OFFER}. Or read {DOCS}, "
+        "and write to sales@shop.example."
+    )
+    template = email_template_create(
+        actor=admin, name="Plain", subject="Hi", html_body=HTML, text_body=text
+    )
+    contact_create(
+        actor=admin, first_name="T", email="text@engage.test", lifecycle_stage="evaluation"
+    )
+    segment = segment_create(actor=admin, name="Evaluating", rules=EVALUATING)
+    campaign = campaign_create(actor=admin, name="Plain", kind="email", email_template=template)
+    campaign.segments.add(segment)
+    sending.campaign_send(actor=admin, campaign=campaign)
+    for first, last in sending.dispatch_ranges(campaign_id=campaign.pk):
+        sending.chunk_send(campaign_id=campaign.pk, first_id=first, last_id=last)
+
+    body = mailbox.wait_for("text@engage.test").get_payload(0).get_payload(decode=True).decode()
+    assert "shop.example/offer" not in body and "docs.example" not in body
+    assert "sales@shop.example." in body
+    offer, docs = re.findall(r"http://alpha\.localhost(?::\d+)?(/c/[^/\s]+/)", body)
+    assert body.count(". Or read ") == 1
+    response = Client().get(offer, **ALPHA)
+    assert (response.status_code, response["Location"]) == (302, OFFER)
+    assert Client().get(docs, **ALPHA)["Location"] == DOCS
+    assert set(CampaignLink.objects.filter(campaign=campaign).values_list("url", flat=True)) == {
+        OFFER,
+        DOCS,
+    }
+
+
 def test_opens_are_counted_and_the_first_goes_on_the_timeline(sent):
     campaign, bodies = sent
     address, html = next(iter(bodies.items()))
