@@ -411,6 +411,11 @@ def chunk_send(*, campaign_id: int, first_id: int, last_id: int) -> int:
     sent: list[int] = []
     smtp = get_connection(fail_silently=False)
     mime = CampaignMime() if type(smtp) is SmtpBackend else None
+    with connection.cursor() as cursor:
+        # Each message's mark is its own commit; not waiting for its WAL flush saves a fifth of
+        # a millisecond each. It can only be lost if PostgreSQL itself crashes within a second
+        # of it, and then the message is sent again under its Message-ID, as after a kill.
+        cursor.execute("SET synchronous_commit TO off")
     try:
         smtp.open()
         for row_id, contact_id, email, message_id in rows:
@@ -451,6 +456,8 @@ def chunk_send(*, campaign_id: int, first_id: int, last_id: int) -> int:
     finally:
         claim.give_back()
         smtp.close()
+        with connection.cursor() as cursor:
+            cursor.execute("RESET synchronous_commit")
         CampaignMember.objects.filter(
             campaign_id=campaign_id, contact_id__in=sent, status=CampaignMember.Status.TARGETED
         ).update(status=CampaignMember.Status.SENT, updated_at=timezone.now())
