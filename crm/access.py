@@ -63,6 +63,11 @@ RULES: dict[str, frozenset[str]] = {
     "scoring.manage": frozenset({Role.ADMIN}),
     # The ready-to-talk list (see engagements_for for whose contacts each role sees on it).
     "ready.view": frozenset({Role.ADMIN, Role.MANAGER, Role.SALES}),
+    # Reports: sales (forecast, pipeline movement, activity, life cycle) and marketing results.
+    "reports.sales": frozenset({Role.ADMIN, Role.MANAGER}),
+    "reports.marketing": frozenset({Role.ADMIN, Role.MANAGER, Role.MARKETING}),
+    # Quotas per salesperson and period (the forecast's attainment).
+    "quotas.manage": frozenset({Role.ADMIN, Role.MANAGER}),
 }
 
 
@@ -122,6 +127,7 @@ NAVIGATION = (
     NavItem("Calendar", "contacts:calendar", None),
     NavItem("Ready to talk", "scoring:ready_list", "ready.view"),
     NavItem("Campaigns", "campaigns:list", "campaigns.view"),
+    NavItem("Reports", "reports:index", "reports.marketing"),
     NavItem("Users", "users:list", "users.manage"),
     NavItem("API", "integrations:api_key_list", "api.manage"),
     NavItem("Webhooks", "integrations:webhook_list", "webhooks.manage"),

@@ -76,6 +76,7 @@ TENANT_APPS = [
     "tracking",
     "integrations",
     "leads",
+    "reports",
 ]
 INSTALLED_APPS = list(SHARED_APPS) + [a for a in TENANT_APPS if a not in SHARED_APPS]
 

@@ -14,6 +14,7 @@ urlpatterns = [
     path("campaigns/", include("campaigns.urls")),
     # Lead-capture forms: the builder under /forms/, the public pages under /f/.
     path("", include("leads.urls")),
+    path("reports/", include("reports.urls")),
     path(
         "marketing/personalization/",
         include((personalization_views.urlpatterns, "personalization")),

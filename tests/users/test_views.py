@@ -27,6 +27,7 @@ NAV = {
         "Tracking",
         "Scoring",
         "Ready to talk",
+        "Reports",
     },
     Role.MANAGER: {
         "Accounts",
@@ -35,9 +36,10 @@ NAV = {
         "Pipeline",
         "Campaigns",
         "Ready to talk",
+        "Reports",
     },
     Role.SALES: {"Accounts", "Contacts", "Opportunities", "Pipeline", "Ready to talk"},
-    Role.MARKETING: {"Accounts", "Contacts", "Campaigns"},
+    Role.MARKETING: {"Accounts", "Contacts", "Campaigns", "Reports"},
     Role.PARTNER: {"Accounts", "Contacts", "Opportunities", "Pipeline"},
 }
 PAGES = {
@@ -52,6 +54,7 @@ PAGES = {
     "Tracking": "/tracking/",
     "Scoring": "/settings/scoring/",
     "Ready to talk": "/ready/",
+    "Reports": "/reports/",
 }
 
 
