@@ -63,46 +63,64 @@ def _take_script():
 
 
 def domain_rate(domain: str) -> float:
-    return float(settings.CRM_EMAIL_DOMAIN_RATES.get(domain, settings.CRM_EMAIL_DOMAIN_RATE))
+    """Messages a second to `domain`, at least one (a bucket holding less than one token would
+    never hand one out)."""
+    rate = settings.CRM_EMAIL_DOMAIN_RATES.get(domain, settings.CRM_EMAIL_DOMAIN_RATE)
+    return max(1.0, float(rate))
 
 
 class Governor:
     """The allowance of the current tenant's sends; make one per chunk (it reads the tenant's
-    rate once) and ask it before each message. It takes up to BATCH tokens from Redis at a time
-    and spends them locally, so one round trip serves several messages to a domain; a worker
-    runs ahead of the rate by at most one batch."""
+    rate once), tell it the chunk's recipients, and ask it before each message. It takes up to
+    BATCH tokens from Redis at a time, never more than the chunk still has messages for that
+    domain, and spends them locally, so one round trip serves several messages to a domain and
+    no token is taken for nothing."""
 
     BATCH = 10
 
-    def __init__(self):
-        self.rate = float(
-            Tenant.objects.values_list("email_send_rate", flat=True).get(
-                schema_name=connection.schema_name
-            )
+    def __init__(self, emails=()):
+        self.rate = max(
+            1.0,
+            float(
+                Tenant.objects.values_list("email_send_rate", flat=True).get(
+                    schema_name=connection.schema_name
+                )
+            ),
         )
         # The tenant's bucket is named through the cache's key function, so it carries the
         # tenant's schema; the domain buckets are the platform's, deliberately shared.
         self.tenant_key = caches["default"].make_key("email-send-bucket")
         self.held: dict[str, int] = {}
+        self.ahead: dict[str, int] = {}
+        for email in emails:
+            domain = _domain(email)
+            self.ahead[domain] = self.ahead.get(domain, 0) + 1
 
     def wait(self, email: str) -> float:
         """Take a token for a message to `email` from both buckets and return 0, or take
         nothing and return the seconds until both will have one."""
-        domain = email.rpartition("@")[2].lower()
+        domain = _domain(email)
         if self.held.get(domain, 0) > 0:
             self.held[domain] -= 1
+            self.ahead[domain] = self.ahead.get(domain, 1) - 1
             return 0
         rate = domain_rate(domain)
-        # Never more at once than either bucket refills in a second.
-        want = max(1, min(self.BATCH, int(self.rate), int(rate)))
+        # Never more at once than either bucket refills in a second, nor than this chunk still
+        # sends to the domain.
+        want = max(1, min(self.BATCH, int(self.rate), int(rate), self.ahead.get(domain, 1)))
         granted, micros = _take_script()(
             keys=[self.tenant_key, f"crm:email-domain-bucket:{domain}"],
             args=[self.rate, rate, want],
         )
         if granted:
             self.held[domain] = int(granted) - 1
+            self.ahead[domain] = self.ahead.get(domain, 1) - 1
             return 0
         return int(micros) / 1_000_000
+
+
+def _domain(email: str) -> str:
+    return email.rpartition("@")[2].lower()
 
 
 def window_zone(campaign: Campaign) -> ZoneInfo:

@@ -26,7 +26,8 @@ def _header(value: str) -> str:
     value = " ".join(value.split())
     if value.isascii():
         return value
-    return Header(value, "utf-8").encode()
+    # Folded onto CRLF continuation lines: a bare LF is refused by strict servers.
+    return Header(value, "utf-8").encode(linesep="\r\n")
 
 
 def _part(content_type: str, body: str) -> bytes:

@@ -404,7 +404,7 @@ def chunk_send(*, campaign_id: int, first_id: int, last_id: int) -> int:
     compiled = email_template_compile(campaign.email_template)
     links = UnsubscribeLinks(campaign=campaign)
     tracker = EmailTracker(campaign)
-    governor = Governor()
+    governor = Governor(email for _, _, email, _ in rows)
     contact_ids = [contact_id for _, contact_id, _, _ in rows]
     contacts = Contact.objects.select_related("account").in_bulk(contact_ids)
     segments = contact_segment_names(contact_ids)
@@ -424,6 +424,9 @@ def chunk_send(*, campaign_id: int, first_id: int, last_id: int) -> int:
             # After the governor's wait: a pause may have come in meanwhile.
             if not (_turn(governor, claim, email) and claim.may_go_on()):
                 break
+            if row_id not in claim.untried:
+                # The lease was renewed meanwhile, and another worker holds this row now.
+                continue
             claim.untried.remove(row_id)
             contact = contacts.get(contact_id)
             if contact is None:
@@ -488,7 +491,16 @@ def stalled_campaigns(*, now: datetime | None = None) -> list[int]:
     return [
         campaign.pk
         for campaign in Campaign.objects.filter(send_state=State.SENDING).filter(Exists(queued))
-        if in_window(campaign, now=now) and cache.get(_alive_key(campaign.pk)) is None
+        if in_window(campaign, now=now)
+        and cache.get(_alive_key(campaign.pk)) is None
+        # Its chunk tasks may only be waiting behind other work: queue them again at most once
+        # per CRM_CAMPAIGN_REDISPATCH_SECONDS, so a busy queue does not grow by a whole
+        # campaign's chunks every sweep.
+        and cache.add(
+            f"campaign-redispatched:{campaign.pk}",
+            1,
+            timeout=settings.CRM_CAMPAIGN_REDISPATCH_SECONDS,
+        )
     ]
 
 

@@ -283,6 +283,8 @@ EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)
 # Campaign sending (campaigns.sending, campaigns.governor). A worker's claim on outbox rows
 # lasts this long without renewal; the sweep gives rows of a worker that stopped to another.
 CRM_OUTBOX_LEASE_SECONDS = env.int("CRM_OUTBOX_LEASE_SECONDS", default=120)
+# A send no worker is at is dispatched again at most this often (its tasks may just be queued).
+CRM_CAMPAIGN_REDISPATCH_SECONDS = env.int("CRM_CAMPAIGN_REDISPATCH_SECONDS", default=600)
 # Messages a second to each recipient domain, platform-wide, and per-domain exceptions
 # ("gmail.com=50,example.org=5").
 CRM_EMAIL_DOMAIN_RATE = env.float("CRM_EMAIL_DOMAIN_RATE", default=100.0)

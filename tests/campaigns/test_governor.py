@@ -95,6 +95,8 @@ def test_outside_its_window_a_send_waits_and_the_sweep_dispatches_it_when_open(a
 
     Campaign.objects.filter(pk=campaign.pk).update(window_start=None, window_end=None)
     assert sending.stalled_campaigns() == [campaign.pk]
+    # Dispatched again just now: not again before CRM_CAMPAIGN_REDISPATCH_SECONDS.
+    assert sending.stalled_campaigns() == []
     send_all(campaign)
     assert len(sink.messages) == 2
 
@@ -209,3 +211,23 @@ def test_the_operator_sets_a_tenants_rate_and_a_bad_one_is_refused(alpha):
     with pytest.raises(CommandError, match="No tenant 'nobody'"):
         call_command("set_email_send_rate", "nobody", "5")
     assert Tenant.objects.get(pk=alpha.pk).email_send_rate == 25
+
+
+@pytest.mark.django_db
+def test_tokens_are_taken_only_for_messages_the_chunk_will_send(alpha, settings):
+    Tenant.objects.filter(pk=alpha.pk).update(email_send_rate=6)
+    emails = [f"x@d{i}.test" for i in range(5)] + ["y@d0.test"]
+    with schema_context(alpha.schema_name):
+        gov = Governor(emails)
+        # Six messages, five domains: six tokens of the tenant's six, none held back.
+        assert [gov.wait(email) for email in emails] == [0] * 6
+        assert Governor().wait("z@d9.test") > 0
+
+
+@pytest.mark.django_db
+def test_a_domain_rate_below_one_still_lets_a_message_through(alpha, settings):
+    settings.CRM_EMAIL_DOMAIN_RATES = {"trickle.test": 0.2}
+    with schema_context(alpha.schema_name):
+        gov = Governor(["a@trickle.test", "b@trickle.test"])
+        assert gov.wait("a@trickle.test") == 0
+        assert 0 < gov.wait("b@trickle.test") <= 1

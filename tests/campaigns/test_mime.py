@@ -64,3 +64,16 @@ def test_each_message_has_its_own_boundary():
     two = _read(mime.message(rendered, to="b@example.test", headers={}))
     assert one.get_boundary() != two.get_boundary()
     assert mime.envelope_from == "CRM <no-reply@example.test>"
+
+
+def test_a_long_non_ascii_subject_is_folded_onto_crlf_lines_only():
+    subject = "Grüße aus München: unsere Angebote für Sie und Ihr Team im Frühling " * 2
+    rendered = RenderedEmail(subject=subject, preheader="", html="<p>x</p>", text="x")
+    data = CampaignMime("CRM <no-reply@example.test>").message(
+        rendered, to="a@example.test", headers={}
+    )
+
+    assert b"\n" not in data.replace(b"\r\n", b"")
+    head = data.split(b"\r\n\r\n", 1)[0]
+    assert any(line.startswith(b" =?utf-8?") for line in head.split(b"\r\n"))
+    assert _read(data)["Subject"] == " ".join(subject.split())

@@ -149,6 +149,7 @@ def chaos(tmp_path, committed_tenant, django_db_blocker):
         # A stopped worker's rows come back after 3 s; the sweep looks every second.
         "CRM_OUTBOX_LEASE_SECONDS": "3",
         "CRM_CAMPAIGN_SWEEP_SECONDS": "1",
+        "CRM_CAMPAIGN_REDISPATCH_SECONDS": "2",
         "CRM_EMAIL_DOMAIN_RATE": "10000",
     }
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
