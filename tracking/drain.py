@@ -38,6 +38,7 @@ import msgspec
 import psycopg
 import redis
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import DataError, IntegrityError, connection, transaction
 from django.utils import timezone
 
@@ -341,6 +342,8 @@ def _set_aside(client: redis.Redis, schema: str, entries, reason: str) -> None:
 # is away, after which the whole batch is simply read again.
 # (The events go in through psycopg's own cursor, whose errors Django does not wrap.)
 DATA_ERRORS = (
+    # A row the models refuse (say, an identify's address a contact may not have).
+    ValidationError,
     IntegrityError,
     DataError,
     psycopg.IntegrityError,

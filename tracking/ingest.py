@@ -35,6 +35,8 @@ from typing import Annotated
 import msgspec
 import redis
 from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.db import DatabaseError, close_old_connections, connection
 from django.http.request import validate_host
 from django_tenants.utils import get_public_schema_name, schema_context
@@ -118,7 +120,9 @@ AnyEvent = PageView | ProductView | Purchase | Custom
 
 class Identify(msgspec.Struct, kw_only=True):
     email: Annotated[str, msgspec.Meta(max_length=254)] = ""
-    signature: Annotated[str, msgspec.Meta(max_length=128)] = ""
+    # Lowercase or uppercase hex: anything else cannot be a signature (and non-ASCII text
+    # would not even compare).
+    signature: Annotated[str, msgspec.Meta(max_length=128, pattern="^[0-9a-fA-F]*$")] = ""
     token: Annotated[str, msgspec.Meta(max_length=1000)] = ""
 
 
@@ -225,6 +229,15 @@ def site_for_host(hostname: str) -> Site | None:
 
 
 # --- checking identities -----------------------------------------------------------------------
+
+
+def _valid_email(email: str) -> bool:
+    """Whether the CRM would store this address on a contact (the drain makes one for it)."""
+    try:
+        validate_email(email)
+    except ValidationError:
+        return False
+    return True
 
 
 def identify_signature(secret: str | bytes, email: str) -> str:
@@ -410,6 +423,10 @@ def _accept(site: Site, body: bytes, now_ms: int) -> tuple[Stored | None, int, i
         raise Refusal(400, "refused_invalid", "invalid", str(error)) from None
     identity = None
     if batch.identify is not None:
+        if batch.identify.email and not _valid_email(batch.identify.email.strip()):
+            raise Refusal(
+                400, "refused_invalid", "bad_email", "The identify's e-mail is not an address."
+            )
         identity = _identity(site, batch.identify)
         if identity is None:
             raise Refusal(403, "refused_signature", "bad_signature", "The identify is not signed.")

@@ -289,6 +289,26 @@ def test_a_forged_identify_gets_403_and_stores_nothing(alpha_site, identify):
     assert counters(alpha_site) == {"refused_signature": 1}
 
 
+@pytest.mark.parametrize(
+    ("email", "signature", "error"),
+    [
+        ("jörg@intranet", None, "bad_email"),
+        ("ada@example.test", "é" * 64, "invalid"),
+    ],
+    ids=["signed address no contact may have", "non-hex signature"],
+)
+def test_an_identify_that_could_never_be_stored_gets_400_and_stores_nothing(
+    alpha_site, email, signature, error
+):
+    secret = tracking_settings_of(alpha_site).identify_secret
+    identify = {"email": email, "signature": signature or identify_signature(secret, email)}
+
+    answer = post(host(alpha_site), batch(uuid.uuid4(), [page_view()], identify=identify))
+
+    assert answer.status == 400 and answer.json["error"] == error
+    assert stream_length(alpha_site) == 0
+
+
 def test_a_signature_made_with_another_tenants_secret_is_refused(alpha_site, beta):
     email = "ada@example.test"
     beta_secret = tracking_settings_of(beta).identify_secret
