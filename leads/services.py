@@ -313,8 +313,12 @@ def submission_process(*, submission: FormSubmission) -> FormSubmission:
         return locked
     form = locked.form
     contact, created = _contact_upsert(form=form, data=locked.data)
-    if locked.data.get(VISITOR_FIELD):
-        # The browser's earlier page views join the contact's history.
+    if locked.data.get(VISITOR_FIELD) and (created or locked.confirmed_at is not None):
+        # The browser's earlier page views join the contact's history, but only when the form
+        # proves the visitor is that contact: the contact is new, or the address was confirmed
+        # (double opt-in). Anyone can type a customer's address into a public form; that alone
+        # must not put a stranger's browsing on the customer's record or personalize the site
+        # for the stranger as that customer.
         visitor_identify(visitor_id=locked.data[VISITOR_FIELD], contact=contact, how=How.FORM)
     detail = _describe(locked.data)
 

@@ -56,6 +56,20 @@ def test_a_form_filled_by_a_tracked_visitor_brings_the_earlier_page_views(alpha_
     assert TimelineEntry.objects.filter(contact=contact, kind="form").exists()
 
 
+def test_typing_an_existing_customers_address_does_not_make_the_browser_theirs(alpha_site, admin):
+    form = lead_form_create(actor=admin, name="Demo request", fallback_owner=admin)
+    customer = Contact.objects.create(first_name="Ceo", email="ceo@customer.test")
+    visitor = browse_anonymously(alpha_site)
+
+    answer = fill(alpha_site, form, {"email": "CEO@customer.test", "crm_visitor": str(visitor)})
+
+    assert answer.status_code == 200, answer.content
+    assert Visitor.objects.get(pk=visitor).contact is None
+    assert not TimelineEntry.objects.filter(contact=customer, kind="page_view").exists()
+    # The response itself is still the customer's.
+    assert TimelineEntry.objects.filter(contact=customer, kind="form").exists()
+
+
 def test_a_visitor_id_that_is_not_one_is_ignored(alpha_site, admin):
     form = lead_form_create(actor=admin, name="Demo request", fallback_owner=admin)
 
