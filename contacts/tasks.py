@@ -1,3 +1,5 @@
+from email.utils import formataddr
+
 from celery import shared_task
 from django.conf import settings
 from django.core.mail import EmailMessage, send_mass_mail
@@ -42,7 +44,7 @@ def contact_email_send(activity_id: int) -> bool:
     message = EmailMessage(
         subject=activity.subject,
         body=activity.notes,
-        from_email=f"{sender.full_name} via {connection.tenant.name} <{_address()}>",
+        from_email=formataddr((f"{sender.full_name} via {connection.tenant.name}", _address())),
         to=[activity.contact.email],
         reply_to=[sender.email],
     )

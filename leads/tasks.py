@@ -1,4 +1,5 @@
 import smtplib
+from email.utils import formataddr
 
 from celery import shared_task
 from django.conf import settings
@@ -34,7 +35,7 @@ def confirmation_send(submission_id: int) -> bool:
     message = EmailMessage(
         subject=f"Please confirm your e-mail address for {tenant.name}",
         body=render_to_string("leads/email/confirm.txt", context),
-        from_email=f"{tenant.name} <{_address()}>",
+        from_email=formataddr((tenant.name, _address())),
         to=[submission.data["email"]],
     )
     try:

@@ -9,6 +9,7 @@ from django.test import Client
 from django_tenants.utils import schema_context
 
 from contacts.models import Contact, Task
+from crm.tenants.models import Tenant
 from crm.users.models import User
 from leads.models import FormSubmission
 from leads.public_views import CONFIRM_MESSAGE
@@ -23,6 +24,9 @@ def test_a_double_opt_in_submission_waits_for_the_link_in_the_e_mail(
     committed_tenant, celery_worker, mailbox
 ):
     tenant = committed_tenant("optin")
+    # A comma in the name: the sender's display name must be quoted, not break the address.
+    Tenant.objects.filter(pk=tenant.pk).update(name="Acme, Inc.")
+    tenant.refresh_from_db()
     with schema_context(tenant.schema_name):
         admin = User.objects.get()
         form = lead_form_create(
@@ -48,7 +52,8 @@ def test_a_double_opt_in_submission_waits_for_the_link_in_the_e_mail(
         "redirect": None,
     }
     message = mailbox.wait_for(EMAIL)
-    assert message["Subject"] == f"Please confirm your e-mail address for {tenant.name}"
+    assert message["Subject"] == "Please confirm your e-mail address for Acme, Inc."
+    assert message["From"].startswith('"Acme, Inc." <')
     link = re.search(rf"http://{tenant.slug}\.localhost\S*/f/confirm/\S+/", body_of(message))
     path = "/" + link.group(0).split("/", 3)[3]
     with schema_context(tenant.schema_name):
