@@ -21,7 +21,7 @@ from django.db.models import Q, QuerySet
 from django.urls import reverse
 
 from contacts.models import Account, Activity, Appointment, Contact, Task
-from crm.users.models import Role
+from crm.users.models import Role, User
 from opportunities.models import Opportunity
 from tracking.models import Engagement
 
@@ -133,7 +133,7 @@ NAVIGATION = (
     NavItem("Webhooks", "integrations:webhook_list", "webhooks.manage"),
     NavItem("Scoring", "scoring:settings", "scoring.manage"),
     NavItem("Tracking", "tracking:setup", "tracking.manage"),
-    NavItem("Caught mail", "caught_mail_list", None, setting="CRM_MAILCATCHER_DIR"),
+    NavItem("Caught mail", "caught_mail_list", "campaigns.view", setting="CRM_MAILCATCHER_DIR"),
 )
 
 
@@ -168,6 +168,19 @@ def _scoped(queryset: QuerySet, q: Q | None) -> QuerySet:
     # Each filter matches a record through at most one row (one owner, one partner organisation),
     # so no DISTINCT is needed, and lists keep their index-ordered plans.
     return queryset if q is None else queryset.filter(q)
+
+
+def people_for(user) -> QuerySet[User]:
+    """The people whose records `user` reaches by ownership, as `opportunities_for` does:
+    everyone for admins, the user and their team for managers and salespeople, nobody for the
+    other roles. Reports list these people, and managers set their quotas."""
+    if user.role == Role.ADMIN:
+        return User.objects.all()
+    if user.role in (Role.MANAGER, Role.SALES):
+        if user.team_id is None:
+            return User.objects.filter(pk=user.pk)
+        return User.objects.filter(Q(pk=user.pk) | Q(team_id=user.team_id))
+    return User.objects.none()
 
 
 def accounts_for(user) -> QuerySet[Account]:

@@ -1,6 +1,8 @@
 """The caught-mail pages: `make run`'s local mail catcher read in the browser, each tenant's users
-seeing only the messages sent for their tenant (crm.mailcatcher says how that is known). They
-exist only while the catcher is in use (CRM_MAILCATCHER_DIR); otherwise every URL here is 404."""
+seeing only the messages sent for their tenant (crm.mailcatcher says how that is known), and of
+those only the roles that send marketing mail (the pages show everyone's mail, invitations
+included). They exist only while the catcher is in use (CRM_MAILCATCHER_DIR); otherwise every
+URL here is 404."""
 
 from functools import wraps
 
@@ -10,6 +12,7 @@ from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import render
 
+from crm.access import require
 from crm.mailcatcher import caught_get, caught_list
 
 PAGE_SIZE = 50
@@ -29,6 +32,7 @@ def catcher_in_use(view):
 
 @catcher_in_use
 @login_required
+@require("campaigns.view")
 def caught_mail_list(request):
     """The tenant's caught messages, newest first."""
     messages = caught_list(folder=settings.CRM_MAILCATCHER_DIR, schema=request.tenant.schema_name)
@@ -38,6 +42,7 @@ def caught_mail_list(request):
 
 @catcher_in_use
 @login_required
+@require("campaigns.view")
 def caught_mail_detail(request, key):
     """One caught message: its HTML in a sandboxed frame, its text, its attachments."""
     message = caught_get(

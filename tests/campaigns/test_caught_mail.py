@@ -11,6 +11,8 @@ from django_tenants.utils import schema_context
 
 from crm.embedded import free_port
 from crm.mailcatcher import HEADER, MaildirHandler, caught_list
+from crm.users.models import Role
+from crm.users.services import user_create
 from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.django_db
@@ -102,6 +104,18 @@ def test_the_menu_links_to_it_and_it_needs_a_login(catcher, alpha):
 
     anonymous = Client().get("/mail/", **ALPHA)
     assert anonymous.status_code == 302 and "/login/" in anonymous["Location"]
+
+
+def test_a_salesperson_cannot_read_the_tenants_mail(catcher, alpha):
+    with schema_context(alpha.schema_name):
+        sales = user_create(
+            email="mail-sales@alpha.test", password=PASSWORD, full_name="S", role=Role.SALES
+        )
+    send_in(alpha, "Your invitation")
+    client = Client()
+    client.post("/login/", {"username": sales.email, "password": PASSWORD}, **ALPHA)
+    assert client.get("/mail/", **ALPHA).status_code == 403
+    assert 'href="/mail/"' not in client.get("/", **ALPHA).content.decode()
 
 
 def test_without_the_catcher_there_is_no_page_and_no_menu_entry(alpha, settings):
