@@ -78,3 +78,104 @@ class CostEntry(models.Model):
 
     def __str__(self):
         return f"{self.campaign_id} {self.period_start}-{self.period_end}: {self.amount}"
+
+
+class RollupState(models.Model):
+    """How far one report's rollup has read its sources: when it was last brought up to date
+    (the page shows it), when it was last rebuilt from scratch, and the marks (last ids read,
+    last change time seen) the next incremental refresh starts from."""
+
+    name = models.CharField(max_length=50, unique=True)
+    refreshed_at = models.DateTimeField(null=True, blank=True)
+    rebuilt_at = models.DateTimeField(null=True, blank=True)
+    marks = models.JSONField(default=dict, blank=True)
+
+    def __str__(self):
+        return f"{self.name} at {self.refreshed_at}"
+
+
+class ActivityWeek(models.Model):
+    """The sales activity report's rollup: what one salesperson did in one week (Monday to
+    Sunday, UTC): calls, meetings, e-mails and letters logged, tasks completed, and the
+    opportunities they own that were won that week with the activities logged on those
+    (reports.activity keeps it up to date)."""
+
+    week = models.DateField(help_text="The Monday")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    calls = models.PositiveIntegerField(default=0)
+    meetings = models.PositiveIntegerField(default=0)
+    emails = models.PositiveIntegerField(default=0)
+    letters = models.PositiveIntegerField(default=0)
+    tasks_done = models.PositiveIntegerField(default=0)
+    won = models.PositiveIntegerField(default=0)
+    won_activities = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["week", "user"], name="activity_week_once_per_user")
+        ]
+
+    def __str__(self):
+        return f"{self.user_id} week of {self.week}"
+
+
+class LifecycleStay(models.Model):
+    """One stay of a contact in a life-cycle stage: when they entered it, when they left it and
+    for which stage (empty while they are still there), with the contact's source, territory
+    and customer type as last read. Built from the ledger (tracking.LifecycleChange) and, for
+    the stage a contact started in, their creation (reports.lifecycle)."""
+
+    contact = models.ForeignKey(
+        "contacts.Contact", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    stage = models.CharField(max_length=20)
+    entered_at = models.DateTimeField()
+    left_at = models.DateTimeField(null=True, blank=True)
+    next_stage = models.CharField(max_length=20, blank=True)
+    # Left for a later stage (a reorder stay: for a new reorder cycle).
+    moved_on = models.BooleanField(default=False)
+    source = models.CharField(max_length=100, blank=True)
+    territory = models.CharField(max_length=100, blank=True)
+    customer_type = models.CharField(max_length=20, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["contact", "entered_at"], name="lifecycle_stay_contact"),
+            models.Index(fields=["entered_at"], name="lifecycle_stay_entered"),
+        ]
+
+    def __str__(self):
+        return f"{self.contact_id} in {self.stage} from {self.entered_at:%Y-%m-%d}"
+
+
+class LifecycleStat(models.Model):
+    """The life-cycle report's numbers for one period, one stage and one slice of contacts:
+    how many entered the stage in the period, how many of those have moved on to a later stage
+    and how many have left it at all, and the median and 90th-percentile days those who left
+    spent there. `sliced_by` says which of source (1), territory (2) and customer type (4) the
+    slice is for; the others are every value (and blank here)."""
+
+    SOURCE, TERRITORY, CUSTOMER_TYPE = 1, 2, 4
+
+    period_kind = models.CharField(max_length=10)
+    period_start = models.DateField()
+    stage = models.CharField(max_length=20)
+    sliced_by = models.PositiveSmallIntegerField(default=0)
+    source = models.CharField(max_length=100, blank=True)
+    territory = models.CharField(max_length=100, blank=True)
+    customer_type = models.CharField(max_length=20, blank=True)
+    entered = models.PositiveIntegerField(default=0)
+    moved_on = models.PositiveIntegerField(default=0)
+    left = models.PositiveIntegerField(default=0)
+    median_days = models.FloatField(null=True, blank=True)
+    p90_days = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["period_kind", "sliced_by", "period_start"], name="lifecycle_stat_slice"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.period_kind} {self.period_start} {self.stage}"
