@@ -179,3 +179,126 @@ class LifecycleStat(models.Model):
 
     def __str__(self):
         return f"{self.period_kind} {self.period_start} {self.stage}"
+
+
+class MarketingTouch(models.Model):
+    """A campaign's touch on a contact, as the marketing reports count it: the contact clicked
+    a link in the campaign's e-mail, responded to it (filled one of its forms) or converted in
+    it, or was brought in by it (their source names the campaign). One row per contact and
+    campaign, at the earliest moment known. Also the contact's lead attribution: when they
+    became a lead (their first touch) and this touch's place among theirs. A rollup that
+    reports.attribution keeps; no database link to the rows it reads, so their deletes never
+    wait on it (a refresh drops what no longer holds)."""
+
+    contact = models.ForeignKey(
+        "contacts.Contact", on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+    campaign = models.ForeignKey(
+        "campaigns.Campaign", on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+    touched_at = models.DateTimeField()
+    lead_at = models.DateTimeField()
+    is_first = models.BooleanField()
+    is_last = models.BooleanField()
+    # All the contact's touches: an even split gives this one 1/of_touches of the lead.
+    of_touches = models.PositiveIntegerField()
+    territory = models.CharField(max_length=100, blank=True)
+    customer_type = models.CharField(max_length=20, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["contact", "campaign"], name="marketing_touch_once")
+        ]
+        indexes = [models.Index(fields=["lead_at"], name="marketing_touch_lead")]
+
+    def __str__(self):
+        return f"{self.campaign_id} touched {self.contact_id} at {self.touched_at}"
+
+
+class MarketingCredit(models.Model):
+    """What one campaign gets of one opportunity under each attribution model, from the
+    touches on the opportunity's people before it was created: first touch, last touch, or
+    `touches` of `of_touches` (even split). Carries what the reports slice and filter by (the
+    opportunity's dates and amount, whether its win made the account a customer, the account's
+    territory and customer type, the main product's type). A rollup that reports.attribution
+    keeps."""
+
+    opportunity = models.ForeignKey(
+        "opportunities.Opportunity",
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+    )
+    campaign = models.ForeignKey(
+        "campaigns.Campaign", on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+    account = models.ForeignKey(
+        "contacts.Account", on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+    created_at = models.DateTimeField()
+    won_at = models.DateTimeField(null=True, blank=True)
+    amount = models.DecimalField(max_digits=14, decimal_places=2)
+    first_win = models.BooleanField()
+    territory = models.CharField(max_length=100, blank=True)
+    customer_type = models.CharField(max_length=20, blank=True)
+    product_type = models.CharField(max_length=100, blank=True)
+    touches = models.PositiveIntegerField()
+    of_touches = models.PositiveIntegerField()
+    is_first = models.BooleanField()
+    is_last = models.BooleanField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["opportunity", "campaign"], name="marketing_credit_once"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["created_at"], name="marketing_credit_created"),
+            models.Index(
+                fields=["won_at"],
+                condition=models.Q(won_at__isnull=False),
+                name="marketing_credit_won",
+            ),
+            models.Index(fields=["account"], name="marketing_credit_account"),
+        ]
+
+    def __str__(self):
+        return f"{self.campaign_id} in {self.opportunity_id}"
+
+
+class WonDeal(models.Model):
+    """A won opportunity as the customer-size report reads it: amount, when, the source of the
+    person it was won through and the campaign of its first touch. A rollup that
+    reports.attribution keeps."""
+
+    opportunity = models.OneToOneField(
+        "opportunities.Opportunity",
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+    )
+    account = models.ForeignKey(
+        "contacts.Account", on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+    won_at = models.DateTimeField()
+    amount = models.DecimalField(max_digits=14, decimal_places=2)
+    first_win = models.BooleanField()
+    source = models.CharField(max_length=100, blank=True)
+    first_campaign = models.ForeignKey(
+        "campaigns.Campaign",
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+    )
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["won_at"], name="won_deal_won"),
+            models.Index(fields=["account"], name="won_deal_account"),
+        ]
+
+    def __str__(self):
+        return f"{self.opportunity_id} won at {self.won_at}"
