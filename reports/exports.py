@@ -13,7 +13,12 @@ def csv_response(*, filename: str, header: list[str], rows) -> HttpResponse:
     for row in rows:
         # A cell a spreadsheet would run as a formula is written as text.
         writer.writerow(
-            ["'" + cell if isinstance(cell, str) and cell[:1] in "=+-@" else cell for cell in row]
+            [
+                "'" + cell
+                if isinstance(cell, str) and cell.startswith(("=", "+", "-", "@"))
+                else cell
+                for cell in row
+            ]
         )
     return response
 
