@@ -91,6 +91,19 @@ class Opportunity(models.Model):
             # The shell search's newest matching deals, when there are many.
             models.Index(fields=["-updated_at", "id"], name="opportunity_updated"),
             GinIndex(OpClass(Upper("name"), name="gin_trgm_ops"), name="opportunity_name_trgm"),
+            # The forecast report's sums by period, read from the index alone: open deals by
+            # expected close, and closed deals by when they closed.
+            models.Index(
+                fields=["expected_close"],
+                include=["owner", "stage", "forecast_category", "amount"],
+                name="opportunity_forecast",
+            ),
+            models.Index(
+                fields=["closed_at"],
+                include=["owner", "stage", "amount"],
+                condition=models.Q(closed_at__isnull=False),
+                name="opportunity_closed",
+            ),
         ]
 
     def __str__(self):
@@ -118,7 +131,15 @@ class StageChange(models.Model):
     )
 
     class Meta:
-        indexes = [models.Index(fields=["opportunity", "changed_at"])]
+        indexes = [
+            models.Index(fields=["opportunity", "changed_at"]),
+            # Pipeline movement: the moves made in a period.
+            models.Index(
+                fields=["changed_at"],
+                include=["opportunity", "from_stage", "to_stage"],
+                name="stage_change_at",
+            ),
+        ]
 
     def __str__(self):
         return f"{self.opportunity_id}: {self.from_stage_id} -> {self.to_stage_id}"
