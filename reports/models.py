@@ -125,9 +125,9 @@ class LifecycleStay(models.Model):
     and customer type as last read. Built from the ledger (tracking.LifecycleChange) and, for
     the stage a contact started in, their creation (reports.lifecycle)."""
 
-    contact = models.ForeignKey(
-        "contacts.Contact", on_delete=models.CASCADE, related_name="+", db_index=False
-    )
+    # No foreign key: deleting a contact never waits for a rebuild of this table, and a deleted
+    # contact's stays go at the next daily rebuild (reports.lifecycle).
+    contact_id = models.BigIntegerField()
     stage = models.CharField(max_length=20)
     entered_at = models.DateTimeField()
     left_at = models.DateTimeField(null=True, blank=True)
@@ -140,7 +140,7 @@ class LifecycleStay(models.Model):
 
     class Meta:
         indexes = [
-            models.Index(fields=["contact", "entered_at"], name="lifecycle_stay_contact"),
+            models.Index(fields=["contact_id", "entered_at"], name="lifecycle_stay_contact"),
             models.Index(fields=["entered_at"], name="lifecycle_stay_entered"),
         ]
 
