@@ -207,6 +207,8 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
+# Task modules not named tasks.py (autodiscovery finds only those).
+CELERY_IMPORTS = ["reports.marketing_tasks"]
 CELERY_BEAT_SCHEDULE = {
     "appointment-reminders": {
         "task": "crm.tenants.tasks.for_each_tenant",
@@ -243,6 +245,13 @@ CELERY_BEAT_SCHEDULE = {
         "task": "crm.tenants.tasks.for_each_tenant",
         "schedule": 60.0,
         "args": ["tracking.tasks.tracking_drain"],
+    },
+    # The marketing reports' rollups: incrementally, and rebuilt once a day.
+    "marketing-rollup": {
+        "task": "crm.tenants.tasks.for_each_tenant",
+        "schedule": env.float("CRM_MARKETING_ROLLUP_SECONDS", default=300.0),
+        "args": ["reports.marketing_tasks.marketing_rollup"],
+        "options": {"expires": 240},
     },
 }
 

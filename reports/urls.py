@@ -1,9 +1,15 @@
 from django.urls import path
 
-from reports import views
+from reports import cost_views, marketing_views, views
 
 app_name = "reports"
 
 urlpatterns = [
     path("", views.report_index, name="index"),
+    path("marketing/", marketing_views.marketing_report, name="marketing"),
+    path("marketing/refresh/", marketing_views.marketing_refresh, name="marketing_refresh"),
+    path("customer-size/", marketing_views.customer_size_report, name="customer_size"),
+    path("acquisition-cost/", cost_views.acquisition_cost_report, name="acquisition_cost"),
+    path("costs/", cost_views.cost_campaigns, name="cost_campaigns"),
+    path("costs/<int:pk>/", cost_views.cost_entries_edit, name="cost_entries"),
 ]
