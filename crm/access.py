@@ -183,6 +183,17 @@ def people_for(user) -> QuerySet[User]:
     return User.objects.none()
 
 
+def owned_for(user, queryset: QuerySet, *, owner_field: str = "owner") -> QuerySet:
+    """Rows of `queryset` (anything with an owner: quotas, forecast snapshots) whose owner the
+    user reaches as `opportunities_for` does: all for admins, their own and their team's for
+    managers and salespeople, none for the other roles."""
+    if user.role == Role.ADMIN:
+        return queryset
+    if user.role in (Role.MANAGER, Role.SALES):
+        return queryset.filter(_owners_q(user, owner_field))
+    return queryset.none()
+
+
 def accounts_for(user) -> QuerySet[Account]:
     q = _reach(user, owner_field="owner", shared_field="shared_with")
     return _scoped(Account.objects.all(), q)

@@ -10,6 +10,7 @@ ever counts a whole large table.
 
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 
 from django.core import signing
 from django.db.models import BooleanField, QuerySet
@@ -49,7 +50,12 @@ def _key(row, columns) -> list:
     values = []
     for column in columns:
         value = getattr(row, column)
-        values.append(value.isoformat() if isinstance(value, datetime) else value)
+        if isinstance(value, datetime):
+            value = value.isoformat()
+        elif isinstance(value, Decimal):
+            # JSON has no decimals; PostgreSQL reads the text back as the column's numeric.
+            value = str(value)
+        values.append(value)
     return values
 
 

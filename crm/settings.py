@@ -11,6 +11,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import environ
+from celery.schedules import crontab
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -252,6 +253,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": env.float("CRM_MARKETING_ROLLUP_SECONDS", default=300.0),
         "args": ["reports.marketing_tasks.marketing_rollup"],
         "options": {"expires": 240},
+    },
+    # The forecast per owner, kept every Monday for the reports' history and accuracy.
+    "forecast-snapshots": {
+        "task": "crm.tenants.tasks.for_each_tenant",
+        "schedule": crontab(minute=0, hour=5, day_of_week="mon"),
+        "args": ["reports.tasks.forecast_snapshots"],
     },
 }
 

@@ -1,11 +1,19 @@
 from django.urls import path
 
-from reports import cost_views, marketing_views, views
+from reports import cost_views, forecast_views, marketing_views, quota_views, views
 
 app_name = "reports"
 
 urlpatterns = [
     path("", views.report_index, name="index"),
+    path("forecast/", forecast_views.forecast_report, name="forecast"),
+    path(
+        "forecast/opportunities/",
+        forecast_views.forecast_opportunities,
+        name="forecast_opportunities",
+    ),
+    path("pipeline-movement/", forecast_views.pipeline_movement, name="pipeline_movement"),
+    path("quotas/", quota_views.quota_list, name="quotas"),
     path("marketing/", marketing_views.marketing_report, name="marketing"),
     path("marketing/refresh/", marketing_views.marketing_refresh, name="marketing_refresh"),
     path("customer-size/", marketing_views.customer_size_report, name="customer_size"),

@@ -1,0 +1,280 @@
+"""The sales forecast, its drill-down, and pipeline movement (queries in reports.forecast)."""
+
+from urllib.parse import urlencode
+
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import render
+from django.urls import reverse
+
+from crm.access import can, require
+from crm.pagination import Ordering, keyset_page
+from reports import forecast
+from reports.charts import bar_chart, line_chart
+from reports.exports import csv_response, wants_csv
+from reports.filters import today
+from reports.forecast_forms import DrillDownForm, ForecastForm
+from reports.views import REPORTS, Report
+
+REPORTS.extend(
+    [
+        Report(
+            "Sales forecast",
+            "reports:forecast",
+            "reports.sales",
+            "Pipeline, best case, commit, weighted and closed won by period, against quotas; "
+            "how the forecast moved and how accurate it was.",
+        ),
+        Report(
+            "Pipeline movement",
+            "reports:pipeline_movement",
+            "reports.sales",
+            "What entered, advanced, slipped, was won and was lost in a period.",
+        ),
+    ]
+)
+
+DRILL_PAGE_SIZE = 50
+DRILL_ORDER = Ordering("amount", ("amount", "id"), descending=True)
+
+
+def _scope_params(values: dict) -> dict:
+    return {
+        name: values[name]
+        for name in ("period", "team", "territory", "owner")
+        if values[name] not in (None, "")
+    }
+
+
+def _drill_url(values: dict, measure: str, owner: str | None = None) -> str:
+    params = _scope_params(values)
+    if owner is not None:
+        params["owner"] = owner
+    params["measure"] = measure
+    return f"{reverse('reports:forecast_opportunities')}?{urlencode(params)}"
+
+
+def _csv_query(request) -> str:
+    params = request.GET.copy()
+    params.pop("after", None)
+    params["format"] = "csv"
+    return params.urlencode()
+
+
+def _period_links(values: dict, period) -> dict:
+    links = {}
+    for name, other in (("previous", period.previous()), ("next", period.next())):
+        params = {**_scope_params(values), "period": forecast.period_key(other)}
+        links[name] = {"label": other.label, "query": urlencode(params)}
+    return links
+
+
+def _table_row(row: forecast.ForecastRow, values: dict, owner: str | None) -> dict:
+    return {
+        "name": row.name,
+        "cells": [
+            {
+                "measure": measure,
+                "value": getattr(row.numbers, measure),
+                "url": _drill_url(values, measure, owner),
+            }
+            for measure in forecast.FORECAST_MEASURES
+        ],
+        "quota": row.quota,
+        "attainment": row.attainment,
+    }
+
+
+@login_required
+@require("reports.sales")
+def forecast_report(request):
+    """The forecast for a period and a scope, by salesperson, with its history and accuracy."""
+    form, values, problems = ForecastForm.read(request.GET, user=request.user)
+    period = forecast.period_from_key(values["period"])
+    scope = ForecastForm.scope_of(values)
+    result = forecast.forecast(request.user, scope, period)
+    if wants_csv(request):
+        return csv_response(
+            filename=f"forecast-{values['period']}",
+            header=["Salesperson", *forecast.FORECAST_MEASURES.values(), "Quota", "Attainment %"],
+            rows=[
+                [
+                    row.name,
+                    *(getattr(row.numbers, m) for m in forecast.FORECAST_MEASURES),
+                    "" if row.quota is None else row.quota,
+                    "" if row.attainment is None else row.attainment,
+                ]
+                for row in [*result.rows, result.total]
+            ],
+        )
+    history = forecast.forecast_history(request.user, scope, period)
+    accuracy = forecast.past_accuracy(request.user, scope, period.kind, today=today())
+    actual = result.total.numbers.closed_won
+    series = [m for m in forecast.FORECAST_MEASURES]
+    context = {
+        "title": "Sales forecast",
+        "form": form,
+        "problems": problems,
+        "period": period,
+        "period_links": _period_links(values, period),
+        "period_ended": period.end <= today(),
+        "freshness": (
+            f"{period.label}: live figures as of this moment"
+            + (
+                f"; the last snapshot of this forecast was taken on "
+                f"{history[-1].taken_at:%Y-%m-%d %H:%M} UTC."
+                if history
+                else "."
+            )
+        ),
+        "csv_query": _csv_query(request),
+        "chart": bar_chart(
+            labels=[row.name for row in result.rows],
+            series={
+                forecast.FORECAST_MEASURES[m]: [float(getattr(r.numbers, m)) for r in result.rows]
+                for m in series
+            },
+        )
+        if result.rows
+        else None,
+        "rows": [_table_row(row, values, row.owner_param) for row in result.rows],
+        "total": _table_row(result.total, values, None),
+        "quotas_shown": result.quotas_shown,
+        "may_set_quotas": can(request.user, "quotas.manage"),
+        "quota_query": urlencode({"period": values["period"]}),
+        "history": [
+            {
+                "point": point,
+                "error": forecast.error_percent(point.commit_call, actual),
+                "weighted_error": forecast.error_percent(point.weighted_call, actual),
+            }
+            for point in history or []
+        ],
+        "history_shown": history is not None,
+        "history_chart": line_chart(
+            labels=[f"{point.taken_at:%Y-%m-%d}" for point in history],
+            series={
+                forecast.FORECAST_MEASURES[m]: [float(getattr(p.numbers, m)) for p in history]
+                for m in series
+            },
+        )
+        if history
+        else None,
+        "actual": actual,
+        "accuracy": [
+            {
+                "row": row,
+                "error": row.point and forecast.error_percent(row.point.commit_call, row.actual),
+                "weighted_error": row.point
+                and forecast.error_percent(row.point.weighted_call, row.actual),
+            }
+            for row in accuracy or []
+        ],
+    }
+    return render(request, "reports/forecast.html", context)
+
+
+@login_required
+@require("reports.sales")
+def forecast_opportunities(request):
+    """The opportunities behind one number of the forecast or pipeline-movement report:
+    exactly those it sums (the same filter), biggest first, a page at a time."""
+    form, values, problems = DrillDownForm.read(request.GET, user=request.user)
+    period = forecast.period_from_key(values["period"])
+    scope = DrillDownForm.scope_of(values)
+    measure = values["measure"]
+    opportunities = forecast.measure_opportunities(request.user, scope, period, measure)
+    if wants_csv(request):
+        return csv_response(
+            filename=f"{measure}-{values['period']}",
+            header=[
+                "Id",
+                "Name",
+                "Account",
+                "Stage",
+                "Amount",
+                "Currency",
+                "Weighted",
+                "Expected close",
+                "Forecast",
+                "Closed at",
+                "Owner",
+            ],
+            rows=(
+                [
+                    o.pk,
+                    o.name,
+                    o.account.name,
+                    o.stage.name,
+                    o.amount,
+                    o.currency,
+                    o.weighted.quantize(forecast.CENT),
+                    o.expected_close or "",
+                    o.get_forecast_category_display(),
+                    o.closed_at.isoformat() if o.closed_at else "",
+                    o.owner.full_name if o.owner else "",
+                ]
+                for o in opportunities.order_by(*DRILL_ORDER.order_by()).iterator(chunk_size=2000)
+            ),
+        )
+    totals = forecast.measure_totals(opportunities)
+    page = keyset_page(
+        opportunities,
+        DRILL_ORDER,
+        cursor=request.GET.get("after"),
+        size=DRILL_PAGE_SIZE,
+        total=totals.count,
+    )
+    params = request.GET.copy()
+    params.pop("after", None)
+    report = "pipeline_movement" if measure in forecast.MOVEMENT_MEASURES else "forecast"
+    return render(
+        request,
+        "reports/forecast_opportunities.html",
+        {
+            "title": f"{forecast.MEASURES[measure]}, {period.label}",
+            "form": form,
+            "problems": problems,
+            "freshness": "The opportunities behind the number, biggest first.",
+            "csv_query": _csv_query(request),
+            "measure": measure,
+            "totals": totals,
+            "page": page,
+            "params": params.urlencode(),
+            "back_url": f"{reverse(f'reports:{report}')}?{urlencode(_scope_params(values))}",
+            "back_label": "Pipeline movement" if report == "pipeline_movement" else "Forecast",
+        },
+    )
+
+
+@login_required
+@require("reports.sales")
+def pipeline_movement(request):
+    """What entered, advanced, slipped, was won and was lost in a period."""
+    form, values, problems = ForecastForm.read(request.GET, user=request.user)
+    period = forecast.period_from_key(values["period"])
+    scope = ForecastForm.scope_of(values)
+    rows = forecast.pipeline_movement(request.user, scope, period)
+    if wants_csv(request):
+        return csv_response(
+            filename=f"pipeline-movement-{values['period']}",
+            header=["Movement", "Opportunities", "Amount"],
+            rows=[[row.label, row.count, row.amount] for row in rows],
+        )
+    return render(
+        request,
+        "reports/pipeline_movement.html",
+        {
+            "title": "Pipeline movement",
+            "form": form,
+            "problems": problems,
+            "period": period,
+            "period_links": _period_links(values, period),
+            "freshness": f"{period.label}: live figures as of this moment.",
+            "csv_query": _csv_query(request),
+            "chart": bar_chart(
+                labels=[row.label for row in rows],
+                series={"Amount": [float(row.amount) for row in rows]},
+            ),
+            "rows": [{"row": row, "url": _drill_url(values, row.measure)} for row in rows],
+        },
+    )
