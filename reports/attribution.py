@@ -37,6 +37,7 @@ changed product types left behind.
 
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -233,11 +234,18 @@ def _db_now(cursor) -> datetime:
 def marketing_rollup_refresh(*, rebuild: bool = False) -> dict[str, int]:
     """Bring the marketing rollups up to date in the current tenant's schema: incrementally
     from the changes since the last run, or from scratch when asked, on the first run and once
-    a day. One transaction, under a lock on the rollup's state row, so two runs never interleave
-    and a page reads either the old figures or the new ones. Returns counts of what it did."""
+    a day. One transaction under a lock on the rollup's state row, so a page reads either the
+    old figures or the new ones: a refresh that finds another at work returns at once (that one
+    is doing the work), a rebuild waits for it. Returns counts of what it did."""
     RollupState.objects.get_or_create(name=ROLLUP)
     with transaction.atomic(), connection.cursor() as cursor:
-        state = RollupState.objects.select_for_update().get(name=ROLLUP)
+        state = (
+            RollupState.objects.select_for_update(skip_locked=not rebuild)
+            .filter(name=ROLLUP)
+            .first()
+        )
+        if state is None:
+            return {"skipped": 1}
         now = _db_now(cursor)
         since_mark = state.marks.get("since")
         rebuild = (
@@ -302,14 +310,14 @@ def _refresh(cursor, *, since: datetime | None) -> dict[str, int]:
     return {"touches": touches, "credits": credits, "won_deals": won_deals}
 
 
-def marketing_freshness() -> tuple[str, datetime | None]:
-    """The line the marketing pages show about how fresh their figures are, and when the
-    rollup was last refreshed (None: not yet)."""
+def marketing_freshness(*, now: datetime | None = None) -> str | None:
+    """The line the marketing pages show about how fresh their figures are; None if the rollup
+    was never refreshed."""
     state = RollupState.objects.filter(name=ROLLUP).first()
-    refreshed = state.refreshed_at if state else None
-    if refreshed is None:
-        return "Figures are being prepared: the first refresh has not run yet.", None
-    local = timezone.localtime(refreshed)
-    return f"Figures as of {local:%Y-%m-%d %H:%M} {local.tzname()}, refreshed every few minutes.", (
-        refreshed
-    )
+    if state is None or state.refreshed_at is None:
+        return None
+    minutes = ((now or timezone.now()) - state.refreshed_at).total_seconds() // 60
+    ago = "less than a minute ago" if minutes < 1 else f"{minutes:.0f} min ago"
+    when = timezone.localtime(state.refreshed_at).strftime("%Y-%m-%d %H:%M %Z")
+    every = settings.CELERY_BEAT_SCHEDULE["marketing-rollup"]["schedule"] / 60
+    return f"Figures as of {when} ({ago}); brought up to date every {every:.0f} minutes."

@@ -9,13 +9,12 @@ from django.shortcuts import get_object_or_404, redirect, render
 from campaigns.models import Campaign
 from crm.access import require
 from reports import costs
-from reports.attribution import marketing_freshness
 from reports.charts import bar_chart
 from reports.exports import csv_response, wants_csv
 from reports.filters import today
 from reports.marketing import Attribution
 from reports.marketing_forms import AcquisitionCostFilters, CostEntryFormSet
-from reports.marketing_views import csv_query
+from reports.marketing_views import csv_query, freshness
 from reports.views import REPORTS, Report
 
 REPORTS.append(
@@ -68,7 +67,6 @@ def acquisition_cost_report(request):
             ),
         )
     charted = [row for row in cube.rows if row.acquisition_cost is not None][:CHART_ROWS]
-    freshness, _ = marketing_freshness()
     return render(
         request,
         "reports/cost_acquisition.html",
@@ -76,7 +74,7 @@ def acquisition_cost_report(request):
             "title": "Acquisition cost",
             "form": form,
             "problems": problems,
-            "freshness": freshness,
+            "freshness": freshness(),
             "csv_query": csv_query(request),
             "chart": bar_chart(
                 labels=[" / ".join(row.labels) for row in charted],

@@ -61,6 +61,8 @@ def cost_entries_save(*, actor, campaign: Campaign, entries: list[dict]) -> list
     errors = {}
     for position, fields in enumerate(entries):
         entry = CostEntry(campaign=campaign, **{k: fields.get(k, "") for k in ENTRY_FIELDS})
+        for tag in ("territory", "customer_type", "product_type", "note"):
+            setattr(entry, tag, getattr(entry, tag).strip())
         try:
             entry.full_clean(exclude=["campaign"])
             _entry_check(entry)

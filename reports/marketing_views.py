@@ -4,6 +4,7 @@ they name campaigns and sources, never a contact or an opportunity."""
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.cache import cache
 from django.db import transaction
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -35,6 +36,21 @@ REPORTS.extend(
         ),
     ]
 )
+
+
+NOT_YET = "These figures are being counted for the first time: reload in a minute or two."
+
+
+def freshness() -> str:
+    """How fresh the rollups are; when they were never counted (a new tenant that opened a
+    marketing report before beat came by), a first count is queued, at most once in ten
+    minutes per tenant."""
+    line = marketing_freshness()
+    if line is None:
+        if cache.add("reports:marketing-rollup-queued", True, timeout=600):
+            transaction.on_commit(marketing_rollup.delay)
+        return NOT_YET
+    return line
 
 
 def csv_query(request) -> str:
@@ -78,7 +94,6 @@ def marketing_report(request):
                 for row in [*rows, report.total]
             ),
         )
-    freshness, _ = marketing_freshness()
     model = marketing.Attribution(values["model"]).label
     return render(
         request,
@@ -87,7 +102,7 @@ def marketing_report(request):
             "title": "Marketing results",
             "form": form,
             "problems": problems,
-            "freshness": freshness,
+            "freshness": freshness(),
             "csv_query": csv_query(request),
             "chart": bar_chart(
                 labels=[tool.label for tool in report.tools],
@@ -127,7 +142,6 @@ def customer_size_report(request):
             header=[group, "Won deals", "New customers", "Revenue", "Average", "Median"],
             rows=([r.label, r.deals, r.customers, r.revenue, r.average, r.median] for r in rows),
         )
-    freshness, _ = marketing_freshness()
     return render(
         request,
         "reports/marketing_customer_size.html",
@@ -135,7 +149,7 @@ def customer_size_report(request):
             "title": "Customer size by source",
             "form": form,
             "problems": problems,
-            "freshness": freshness,
+            "freshness": freshness(),
             "csv_query": csv_query(request),
             "chart": bar_chart(
                 labels=[row.label for row in rows],
