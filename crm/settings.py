@@ -209,7 +209,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
 # Task modules not named tasks.py (autodiscovery finds only those).
-CELERY_IMPORTS = ["reports.marketing_tasks"]
+CELERY_IMPORTS = ["reports.marketing_tasks", "reports.rollup_tasks"]
 CELERY_BEAT_SCHEDULE = {
     "appointment-reminders": {
         "task": "crm.tenants.tasks.for_each_tenant",
@@ -246,6 +246,19 @@ CELERY_BEAT_SCHEDULE = {
         "task": "crm.tenants.tasks.for_each_tenant",
         "schedule": 60.0,
         "args": ["tracking.tasks.tracking_drain"],
+    },
+    # The activity and life-cycle reports' rollups: incrementally, and rebuilt once a day.
+    "activity-rollup": {
+        "task": "crm.tenants.tasks.for_each_tenant",
+        "schedule": 600.0,
+        "args": ["reports.rollup_tasks.activity_rollup"],
+        "options": {"expires": 540},
+    },
+    "lifecycle-rollup": {
+        "task": "crm.tenants.tasks.for_each_tenant",
+        "schedule": 1800.0,
+        "args": ["reports.rollup_tasks.lifecycle_rollup"],
+        "options": {"expires": 1500},
     },
     # The marketing reports' rollups: incrementally, and rebuilt once a day.
     "marketing-rollup": {

@@ -1,11 +1,21 @@
 from django.urls import path
 
-from reports import cost_views, forecast_views, marketing_views, quota_views, views
+from reports import (
+    activity_views,
+    cost_views,
+    forecast_views,
+    lifecycle_views,
+    marketing_views,
+    quota_views,
+    views,
+)
 
 app_name = "reports"
 
 urlpatterns = [
     path("", views.report_index, name="index"),
+    path("activity/", activity_views.activity_report, name="activity"),
+    path("life-cycle/", lifecycle_views.lifecycle_report, name="lifecycle"),
     path("forecast/", forecast_views.forecast_report, name="forecast"),
     path(
         "forecast/opportunities/",
