@@ -19,7 +19,7 @@ from reports.quotas import quota_set
 def quota_list(request):
     """The quotas of the people in the manager's reach for a period, and the form that sets
     one. The period comes from the URL (the forecast links here with its own)."""
-    form = QuotaForm(request.POST or None, actor=request.user)
+    form = QuotaForm(request.POST if request.method == "POST" else None, actor=request.user)
     key = request.GET.get("period", "")
     if not form.fields["period"].valid_value(key):
         key = form.fields["period"].initial()
