@@ -302,3 +302,43 @@ class WonDeal(models.Model):
 
     def __str__(self):
         return f"{self.opportunity_id} won at {self.won_at}"
+
+
+class MarketingMonth(models.Model):
+    """The marketing rollups summed by calendar month (in the site's time zone), campaign and
+    slice: each attribution model's leads (by the month of their first touch), opportunities
+    (by the month they were created), won deals, won customers and revenue (by the month they
+    were won). Report pages read whole months here and only the days at the ends of their
+    period from the rows (reports.attribution keeps it)."""
+
+    MEASURES = ("leads", "opportunities", "won", "customers", "revenue")
+    MODELS = ("first", "last", "even")
+
+    month = models.DateField()
+    campaign = models.ForeignKey(
+        "campaigns.Campaign", on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+    territory = models.CharField(max_length=100, blank=True)
+    customer_type = models.CharField(max_length=20, blank=True)
+    product_type = models.CharField(max_length=100, blank=True)
+    leads_first = models.DecimalField(max_digits=20, decimal_places=6, default=0)
+    leads_last = models.DecimalField(max_digits=20, decimal_places=6, default=0)
+    leads_even = models.DecimalField(max_digits=20, decimal_places=6, default=0)
+    opportunities_first = models.DecimalField(max_digits=20, decimal_places=6, default=0)
+    opportunities_last = models.DecimalField(max_digits=20, decimal_places=6, default=0)
+    opportunities_even = models.DecimalField(max_digits=20, decimal_places=6, default=0)
+    won_first = models.DecimalField(max_digits=20, decimal_places=6, default=0)
+    won_last = models.DecimalField(max_digits=20, decimal_places=6, default=0)
+    won_even = models.DecimalField(max_digits=20, decimal_places=6, default=0)
+    customers_first = models.DecimalField(max_digits=20, decimal_places=6, default=0)
+    customers_last = models.DecimalField(max_digits=20, decimal_places=6, default=0)
+    customers_even = models.DecimalField(max_digits=20, decimal_places=6, default=0)
+    revenue_first = models.DecimalField(max_digits=20, decimal_places=6, default=0)
+    revenue_last = models.DecimalField(max_digits=20, decimal_places=6, default=0)
+    revenue_even = models.DecimalField(max_digits=20, decimal_places=6, default=0)
+
+    class Meta:
+        indexes = [models.Index(fields=["month", "campaign"], name="marketing_month")]
+
+    def __str__(self):
+        return f"{self.campaign_id} in {self.month:%Y-%m}"
