@@ -4,11 +4,13 @@
 time, and reads until the stream is empty or its time is up. Each batch (up to
 `CRM_TRACKING_DRAIN_ENTRIES` accepted requests, each up to 100 events) is one transaction:
 
-1. upsert the batch's visitors (first and last seen), locking their rows in id order;
-2. COPY the events into a temporary table and move them in one statement (`INSERT ... SELECT
-   ... ON CONFLICT (id) DO NOTHING RETURNING`): an event already stored (a batch sent or drained
-   twice) comes back from nowhere and so is rolled up nowhere; an event of a visitor already
-   identified takes the visitor's contact and is marked rolled up;
+1. upsert the batch's visitors (first and last seen), locking their rows in id order, which
+   says which of them are identified (their contact cannot change until the commit);
+2. COPY the events straight into the events table (an event of a visitor already identified
+   takes the visitor's contact and is marked rolled up). When one of them is stored already (a
+   batch sent or drained twice), the COPY fails on its id and is undone to a savepoint; the
+   events then go through a temporary table and one `INSERT ... SELECT ... ON CONFLICT (id) DO
+   NOTHING RETURNING`, so that an event already stored is inserted, and rolled up, nowhere;
 3. roll those events onto their contacts' timelines and scores (tracking.rollup);
 4. apply the batch's identifications (tracking.identity.visitor_identify), which roll up the
    visitors' earlier anonymous events.
@@ -66,11 +68,13 @@ SELECT * FROM unnest(%s::uuid[], %s::timestamptz[], %s::timestamptz[])
 ON CONFLICT (id) DO UPDATE SET
     first_seen_at = LEAST(visitor.first_seen_at, excluded.first_seen_at),
     last_seen_at = GREATEST(visitor.last_seen_at, excluded.last_seen_at)
+RETURNING visitor.id, visitor.contact_id
 """
 
-# The batch's events are copied into a temporary table of the session (COPY streams the rows;
-# binding thousands of array elements as parameters costs more than the insert), then moved in
-# one statement. The table lives as long as the connection and is emptied before each use.
+# The events go in with COPY (binding thousands of array elements as parameters costs more than
+# the insert). When some may be stored already, they are copied into a temporary table of the
+# session and moved in one statement; the table lives as long as the connection and is emptied
+# before each use.
 _INCOMING = "tracking_incoming_events"
 _INCOMING_COLUMNS = (
     "id, visitor_id, session_key, kind, name, occurred_at, received_at, url, title, referrer, "
@@ -82,26 +86,51 @@ CREATE TEMPORARY TABLE IF NOT EXISTS {_INCOMING} (
     received_at timestamptz, url text, title text, referrer text, utm jsonb, properties jsonb
 )
 """
-_EVENT_COLUMNS = ", ".join(f"event.{field.column}" for field in Event._meta.concrete_fields)
+# What comes back is the count, and the ids and contacts of the identified events only (most
+# events are anonymous; reading every row back, two timestamps each parsed by the driver, cost
+# about a third of a batch). The identified events are built from what was sent.
 _EVENTS_INSERT = f"""
-INSERT INTO {Event._meta.db_table} AS event (
+WITH inserted AS (
+    INSERT INTO {Event._meta.db_table} AS event (
+        id, visitor_id, contact_id, session_key, kind, name, occurred_at, received_at, url,
+        title, referrer, utm, properties, rolled_up_at
+    )
+    SELECT e.id, e.visitor_id, visitor.contact_id, e.session_key, e.kind, e.name, e.occurred_at,
+        e.received_at, e.url, e.title, e.referrer, e.utm, e.properties,
+        CASE WHEN visitor.contact_id IS NULL THEN NULL ELSE %s::timestamptz END
+    FROM pg_temp.{_INCOMING} AS e
+    LEFT JOIN {Visitor._meta.db_table} AS visitor ON visitor.id = e.visitor_id
+    ON CONFLICT (id) DO NOTHING
+    RETURNING event.id, event.contact_id
+)
+SELECT count(*),
+    array_agg(id) FILTER (WHERE contact_id IS NOT NULL),
+    array_agg(contact_id) FILTER (WHERE contact_id IS NOT NULL)
+FROM inserted
+"""
+# What the drain knows of an event it writes, in this order.
+_WRITTEN = (
+    "id",
+    "visitor_id",
+    "session_key",
+    "kind",
+    "name",
+    "occurred_at",
+    "received_at",
+    "url",
+    "title",
+    "referrer",
+    "utm",
+    "properties",
+)
+# Event's fields in the model's order, in which instances are built positionally (the fast way).
+_EVENT_FIELDS = [field.attname for field in Event._meta.concrete_fields]
+_EVENTS_COPY = f"""
+COPY {Event._meta.db_table} (
     id, visitor_id, contact_id, session_key, kind, name, occurred_at, received_at, url, title,
     referrer, utm, properties, rolled_up_at
-)
-SELECT e.id, e.visitor_id, visitor.contact_id, e.session_key, e.kind, e.name, e.occurred_at,
-    e.received_at, e.url, e.title, e.referrer, e.utm, e.properties,
-    CASE WHEN visitor.contact_id IS NULL THEN NULL ELSE %s::timestamptz END
-FROM pg_temp.{_INCOMING} AS e
-LEFT JOIN {Visitor._meta.db_table} AS visitor ON visitor.id = e.visitor_id
-ON CONFLICT (id) DO NOTHING
-RETURNING {_EVENT_COLUMNS}
+) FROM STDIN
 """
-_JSON_FIELDS = [
-    i
-    for i, field in enumerate(Event._meta.concrete_fields)
-    if field.get_internal_type() == "JSONField"
-]
-_CONTACT = [field.name for field in Event._meta.concrete_fields].index("contact")
 
 
 def _moment(ms: int) -> datetime:
@@ -150,7 +179,8 @@ class DrainResult:
         self.identified += done.identified
 
 
-def _visitors_upsert(batches: list[Stored]) -> None:
+def _visitors_upsert(batches: list[Stored]) -> dict[uuid.UUID, int]:
+    """Upsert the batches' visitors, locking their rows; the contacts of those identified."""
     seen: dict[uuid.UUID, tuple[int, int]] = {}
     for stored in batches:
         times = [event.ts for event in stored.events] or [stored.r]
@@ -168,55 +198,96 @@ def _visitors_upsert(batches: list[Stored]) -> None:
                 [_moment(seen[i][1]) for i in ids],
             ],
         )
+        return {visitor: contact for visitor, contact in cursor.fetchall() if contact}
 
 
-def _events_insert(batches: list[Stored], now: datetime) -> tuple[int, list[Event]]:
-    """Insert the batches' events; returns how many were inserted now (not before), and those
-    of them whose visitor is identified, with their contact."""
-    seen: set[uuid.UUID] = set()
+def _events_gather(batches: list[Stored]) -> dict[uuid.UUID, tuple]:
+    """The batches' events once each: id -> its values in _WRITTEN order."""
+    written: dict[uuid.UUID, tuple] = {}
+    for stored in batches:
+        received = _moment(stored.r)
+        for event in stored.events:
+            if event.id in written:
+                continue
+            written[event.id] = (
+                event.id,
+                stored.v,
+                stored.s,
+                type(event).__struct_config__.tag,
+                event.name if isinstance(event, Custom) else "",
+                _moment(event.ts),
+                received,
+                event.url,
+                event.title,
+                event.referrer,
+                msgspec.to_builtins(event.utm) if event.utm is not None else {},
+                _properties(event),
+            )
+    return written
+
+
+def _event(values: tuple, contact_id: int, now: datetime) -> Event:
+    """An identified event's instance, from its values in _WRITTEN order."""
+    fields = dict(zip(_WRITTEN, values, strict=True))
+    fields.update(contact_id=contact_id, rolled_up_at=now)
+    return Event(*(fields[name] for name in _EVENT_FIELDS))
+
+
+def _events_insert(
+    batches: list[Stored], now: datetime, contacts: dict[uuid.UUID, int]
+) -> tuple[int, list[Event]]:
+    """Insert the batches' events (`contacts`: the identified visitors' contacts, locked);
+    returns how many were inserted now (not before), and those of them whose visitor is
+    identified, with their contact."""
+    written = _events_gather(batches)
+    if not written:
+        return 0, []
+    try:
+        # A savepoint: a COPY that meets an event stored before fails, and is undone.
+        with transaction.atomic(), bound_cursor() as cursor, cursor.copy(_EVENTS_COPY) as copy:
+            for values in written.values():
+                contact_id = contacts.get(values[1])
+                copy.write_row(
+                    (
+                        *values[:2],
+                        contact_id,
+                        *values[2:10],
+                        _json.encode(values[10]).decode(),
+                        _json.encode(values[11]).decode(),
+                        now if contact_id else None,
+                    )
+                )
+    except psycopg.errors.UniqueViolation:
+        return _events_insert_new(written, now)
+    identified = [
+        _event(values, contacts[values[1]], now)
+        for values in written.values()
+        if values[1] in contacts
+    ]
+    return len(written), identified
+
+
+def _events_insert_new(written: dict[uuid.UUID, tuple], now: datetime) -> tuple[int, list[Event]]:
+    """_events_insert for events some of which are stored already: only the others go in."""
     with bound_cursor() as cursor:
         cursor.execute(_INCOMING_CREATE)
         cursor.execute(f"TRUNCATE pg_temp.{_INCOMING}")
         with cursor.copy(f"COPY pg_temp.{_INCOMING} ({_INCOMING_COLUMNS}) FROM STDIN") as copy:
-            for stored in batches:
-                received = _moment(stored.r)
-                for event in stored.events:
-                    if event.id in seen:
-                        continue
-                    seen.add(event.id)
-                    utm = msgspec.to_builtins(event.utm) if event.utm is not None else {}
-                    copy.write_row(
-                        (
-                            event.id,
-                            stored.v,
-                            stored.s,
-                            type(event).__struct_config__.tag,
-                            event.name if isinstance(event, Custom) else "",
-                            _moment(event.ts),
-                            received,
-                            event.url,
-                            event.title,
-                            event.referrer,
-                            _json.encode(utm).decode(),
-                            _json.encode(_properties(event)).decode(),
-                        )
+            for values in written.values():
+                copy.write_row(
+                    (
+                        *values[:10],
+                        _json.encode(values[10]).decode(),
+                        _json.encode(values[11]).decode(),
                     )
-        if not seen:
-            return 0, []
+                )
         cursor.execute(_EVENTS_INSERT, [now])
-        rows = cursor.fetchall()
-    identified = []
-    for row in rows:
-        if row[_CONTACT] is None:
-            continue
-        values = list(row)
-        for i in _JSON_FIELDS:
-            # Django's connection leaves jsonb as text, for its fields to decode.
-            if isinstance(values[i], str):
-                values[i] = msgspec.json.decode(values[i])
-        # Positional: the fast way Django builds a model instance from a row.
-        identified.append(Event(*values))
-    return len(rows), identified
+        inserted, ids, contacts = cursor.fetchone()
+    identified = [
+        _event(written[event_id], contact_id, now)
+        for event_id, contact_id in zip(ids or (), contacts or (), strict=True)
+    ]
+    return inserted, identified
 
 
 def _identify(stored: Stored) -> bool:
@@ -240,8 +311,8 @@ def batch_process(batches: list[Stored]) -> BatchResult:
     if not batches:
         return result
     now = timezone.now()
-    _visitors_upsert(batches)
-    result.inserted, identified = _events_insert(batches, now)
+    contacts = _visitors_upsert(batches)
+    result.inserted, identified = _events_insert(batches, now, contacts)
     events_roll_up(identified)
     result.rolled_up = len(identified)
     for stored in batches:

@@ -136,6 +136,28 @@ def test_a_batch_sent_twice_is_stored_and_counted_once(alpha_site, ada):
     assert ScoreChange.objects.filter(contact=ada).count() == 2
 
 
+def test_a_batch_with_some_events_stored_before_inserts_and_rolls_up_only_the_others(
+    alpha_site, ada
+):
+    visitor, stranger = known_visitor(ada), uuid.uuid4()
+    seen = page_view(f"{SITE}/a", "A")
+    send(alpha_site, visitor, [seen])
+    drain.drain()
+    # A browser resending an event along with new ones; an anonymous visitor in the same batch.
+    send(alpha_site, visitor, [seen, page_view(f"{SITE}/b", "B")])
+    send(alpha_site, stranger, [page_view(f"{SITE}/c", "C")])
+
+    result = drain.drain()
+
+    assert (result.entries, result.inserted, result.rolled_up) == (2, 2, 1)
+    (entry,) = timeline(ada, "page_view")
+    assert entry.count == 2
+    assert ScoreChange.objects.filter(contact=ada).count() == 2
+    assert Event.objects.filter(visitor_id=visitor, rolled_up_at__isnull=False).count() == 2
+    waiting = Event.objects.get(visitor_id=stranger)
+    assert waiting.contact_id is None and waiting.rolled_up_at is None
+
+
 def test_processing_the_same_entries_twice_changes_nothing(alpha_site, ada):
     visitor = known_visitor(ada)
     send(alpha_site, visitor, [page_view(), page_view(f"{SITE}/x", "X")])
