@@ -9,7 +9,7 @@ from django.urls import reverse
 from crm import access
 from crm.access import require
 from reports import forecast
-from reports.forecast_forms import QuotaForm, quota_people
+from reports.forecast_forms import PeriodSelect, QuotaForm, quota_people
 from reports.models import Quota
 from reports.quotas import quota_set
 
@@ -55,7 +55,9 @@ def quota_list(request):
             "form": form,
             "period": period,
             "period_key": key,
-            "period_choices": form.fields["period"].choices,
+            "period_select": PeriodSelect(choices=form.fields["period"].choices).render(
+                "period", key, {"id": "id_show_period"}
+            ),
             "people": [(person, quotas.get(person.pk)) for person in people],
         },
     )
