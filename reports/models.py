@@ -304,23 +304,17 @@ class WonDeal(models.Model):
         return f"{self.opportunity_id} won at {self.won_at}"
 
 
-class MarketingMonth(models.Model):
-    """The marketing rollups summed by calendar month (in the site's time zone), campaign and
-    slice: each attribution model's leads (by the month of their first touch), opportunities
-    (by the month they were created), won deals, won customers and revenue (by the month they
-    were won). Report pages read whole months here and only the days at the ends of their
-    period from the rows (reports.attribution keeps it)."""
+class MarketingMeasures(models.Model):
+    """Each attribution model's marketing results in a day or month: leads (by the day of
+    their first touch), opportunities (by the day they were created), won deals, won customers
+    and revenue (by the day they were won)."""
 
     MEASURES = ("leads", "opportunities", "won", "customers", "revenue")
     MODELS = ("first", "last", "even")
 
-    month = models.DateField()
     campaign = models.ForeignKey(
         "campaigns.Campaign", on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
     )
-    territory = models.CharField(max_length=100, blank=True)
-    customer_type = models.CharField(max_length=20, blank=True)
-    product_type = models.CharField(max_length=100, blank=True)
     leads_first = models.DecimalField(max_digits=20, decimal_places=6, default=0)
     leads_last = models.DecimalField(max_digits=20, decimal_places=6, default=0)
     leads_even = models.DecimalField(max_digits=20, decimal_places=6, default=0)
@@ -338,7 +332,37 @@ class MarketingMonth(models.Model):
     revenue_even = models.DecimalField(max_digits=20, decimal_places=6, default=0)
 
     class Meta:
+        abstract = True
+
+
+class MarketingMonth(MarketingMeasures):
+    """The marketing rollups summed by calendar month (in the site's time zone), campaign and
+    slice (territory, customer type, product type). Pages that slice read whole months here
+    and only the days at the ends of their period from the rows (reports.attribution keeps
+    it)."""
+
+    month = models.DateField()
+    territory = models.CharField(max_length=100, blank=True)
+    customer_type = models.CharField(max_length=20, blank=True)
+    product_type = models.CharField(max_length=100, blank=True)
+
+    class Meta:
         indexes = [models.Index(fields=["month", "campaign"], name="marketing_month")]
 
     def __str__(self):
         return f"{self.campaign_id} in {self.month:%Y-%m}"
+
+
+class MarketingDay(MarketingMeasures):
+    """The marketing rollups summed by day (in the site's time zone) and campaign: what the
+    marketing results page reads, a few thousand rows a year (reports.attribution keeps it)."""
+
+    day = models.DateField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["day", "campaign"], name="marketing_day_once")
+        ]
+
+    def __str__(self):
+        return f"{self.campaign_id} on {self.day}"
