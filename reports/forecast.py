@@ -33,7 +33,7 @@ same filter, `measure_opportunities`.
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, time
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from django.db import connection, transaction
 from django.db.models import (
@@ -57,7 +57,19 @@ from reports.models import ForecastSnapshot, Quota
 from tracking.models import AuditEntry
 
 ZERO = Decimal("0")
-CENT = Decimal("0.01")
+
+
+def cents(amount: Decimal) -> Decimal:
+    """An amount rounded to the cent as the pages round it (half up). Weighted amounts are
+    summed exactly and rounded only here, so a total is the rounded sum of its rows' exact
+    values, as the drill-down's is."""
+    return amount.quantize(Decimal("0.01"), ROUND_HALF_UP)
+
+
+def _tenths(value: Decimal) -> Decimal:
+    return value.quantize(Decimal("0.1"), ROUND_HALF_UP)
+
+
 NO_OWNER = "none"
 
 FORECAST_MEASURES = {
@@ -247,7 +259,7 @@ class Summed:
 
 def measure_totals(queryset: QuerySet) -> Summed:
     row = queryset.order_by().aggregate(n=Count("pk"), total=Sum("amount"), w=Sum(WEIGHTED))
-    return Summed(row["n"], row["total"] or ZERO, (row["w"] or ZERO).quantize(CENT))
+    return Summed(row["n"], row["total"] or ZERO, row["w"] or ZERO)
 
 
 # --- the forecast -----------------------------------------------------------------------------
@@ -265,15 +277,11 @@ class Numbers:
         for name in FORECAST_MEASURES:
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
-    @property
-    def is_zero(self) -> bool:
-        return not any(getattr(self, name) for name in FORECAST_MEASURES)
-
 
 def forecast_by_owner(opportunities: QuerySet, period: Period) -> dict[int | None, Numbers]:
     """Pipeline, best case, commit, weighted and closed-won per owner, for `opportunities` in
-    `period` (two aggregate queries). The weighted amount is exact: grouped by stage, each
-    group's sum times the stage's probability."""
+    `period` (two aggregate queries). The weighted amount is exact (not rounded): grouped by
+    stage probability, each group's sum times it."""
     numbers: dict[int | None, Numbers] = defaultdict(Numbers)
     open_groups = (
         opportunities.filter(_open_in(period))
@@ -299,8 +307,6 @@ def forecast_by_owner(opportunities: QuerySet, period: Period) -> dict[int | Non
     )
     for group in won:
         numbers[group["owner_id"]].closed_won += group["total"]
-    for row in numbers.values():
-        row.weighted = row.weighted.quantize(CENT)
     return dict(numbers)
 
 
@@ -319,7 +325,7 @@ class ForecastRow:
         """Closed won as a percentage of the quota."""
         if not self.quota:
             return None
-        return (self.quota_closed_won * 100 / self.quota).quantize(Decimal("0.1"))
+        return _tenths(self.quota_closed_won * 100 / self.quota)
 
     @property
     def owner_param(self) -> str:
@@ -364,7 +370,7 @@ def forecast(user, scope: Scope, period: Period) -> Forecast:
         rows.append(
             ForecastRow(
                 owner_id=pk,
-                name="No owner" if pk is None else people.get(pk) or f"User {pk}",
+                name="No owner" if pk is None else people[pk],
                 numbers=row_numbers,
                 quota=quota,
                 quota_closed_won=row_numbers.closed_won if quota is not None else ZERO,
@@ -476,7 +482,7 @@ def error_percent(call: Decimal, actual: Decimal) -> Decimal | None:
     more would close)."""
     if not actual:
         return None
-    return ((call - actual) * 100 / actual).quantize(Decimal("0.1"))
+    return _tenths((call - actual) * 100 / actual)
 
 
 def past_accuracy(user, scope: Scope, kind: str, *, today: date, count: int = 4):
@@ -555,7 +561,7 @@ def forecast_snapshots_take(*, now: datetime | None = None) -> int:
                     period_kind=period.kind,
                     period_start=period.start,
                     owner_id=owner_id,
-                    **{name: getattr(numbers, name) for name in FORECAST_MEASURES},
+                    **{name: cents(getattr(numbers, name)) for name in FORECAST_MEASURES},
                 )
             )
     ForecastSnapshot.objects.bulk_create(rows)

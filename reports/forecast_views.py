@@ -99,7 +99,7 @@ def forecast_report(request):
             rows=[
                 [
                     row.name,
-                    *(getattr(row.numbers, m) for m in forecast.FORECAST_MEASURES),
+                    *(forecast.cents(getattr(row.numbers, m)) for m in forecast.FORECAST_MEASURES),
                     "" if row.quota is None else row.quota,
                     "" if row.attainment is None else row.attainment,
                 ]
@@ -207,7 +207,7 @@ def forecast_opportunities(request):
                     o.stage.name,
                     o.amount,
                     o.currency,
-                    o.weighted.quantize(forecast.CENT),
+                    forecast.cents(o.weighted),
                     o.expected_close or "",
                     o.get_forecast_category_display(),
                     o.closed_at.isoformat() if o.closed_at else "",
@@ -224,6 +224,8 @@ def forecast_opportunities(request):
         size=DRILL_PAGE_SIZE,
         total=totals.count,
     )
+    if page.cursor_was_invalid:
+        problems = [*problems, "Page: that page link was not valid; here is the first page."]
     params = request.GET.copy()
     params.pop("after", None)
     report = "pipeline_movement" if measure in forecast.MOVEMENT_MEASURES else "forecast"

@@ -276,6 +276,12 @@ def test_the_drill_down_pages_through_many_deals(client, people, period):
     assert len(_names(first.content)) == 50 and len(_names(second.content)) == 10
     assert _names(first.content) | _names(second.content) == {f"Bulk {n}" for n in range(60)}
     assert b'data-testid="drill-count">60<' in second.content
+    forged = client.get(
+        f"/reports/forecast/opportunities/?period={period_key(period)}&measure=commit&after=x",
+        **ALPHA,
+    )
+    assert b"that page link was not valid" in forged.content
+    assert _names(forged.content) == _names(first.content)
 
 
 def test_history_and_accuracy_from_snapshots(client, people, deals, period):
@@ -460,3 +466,31 @@ def test_the_page_takes_the_same_few_queries_however_many_people(
     log_in(client, people["admin"])
     with django_assert_max_num_queries(16):
         client.get(f"/reports/forecast/?period={period_key(period)}", **ALPHA)
+
+
+def test_weighted_amounts_are_summed_exactly_and_rounded_once(client, people, period):
+    """Two deals of 0.50 at 25%: 0.125 each, shown 0.13 each (half up), but 0.25 together,
+    on the page and in the drill-down."""
+    stage = pipeline_ensure().stages.get(name="Needs analysis")
+    account = contact_services.account_create(actor=people["admin"], name="Cents")
+    for owner in (people["sam"], people["sue"]):
+        services.opportunity_create(
+            actor=owner,
+            name=f"Cents {owner.full_name}",
+            account=account,
+            stage=stage,
+            amount=Decimal("0.50"),
+            expected_close=period.start,
+        )
+    log_in(client, people["mona"])
+    key = period_key(period)
+
+    rows = table(client.get(f"/reports/forecast/?period={key}", **ALPHA).content)
+    drill = client.get(f"/reports/forecast/opportunities/?period={key}&measure=weighted", **ALPHA)
+
+    assert [rows[name][3] for name in ("Sam Seller", "Sue Seller", "Total")] == [
+        "0.13",
+        "0.13",
+        "0.25",
+    ]
+    assert b'data-testid="drill-weighted">0.25<' in drill.content
