@@ -22,15 +22,16 @@ changed since the last refresh fall in. A change it cannot see that way (an acti
 moved to another week, a task reopened, a won deal reopened) is counted by the daily rebuild.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import QuerySet, Sum
 from django.utils import timezone
 
 from contacts.models import Activity
+from crm.users.models import Role
 from reports.models import ActivityWeek
 from reports.rollups import rollup_freshness, rollup_locked
 
@@ -183,6 +184,9 @@ def activity_rollup_refresh(*, rebuild: bool = False, now: datetime | None = Non
 # --- the report ------------------------------------------------------------------------------
 
 
+NUMBERS = (*COUNTS, "won", "won_activities")
+
+
 @dataclass
 class Counts:
     calls: int = 0
@@ -193,9 +197,14 @@ class Counts:
     won: int = 0
     won_activities: int = 0
 
-    def add(self, other) -> None:
-        for name in (*COUNTS, "won", "won_activities"):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
+    def add(self, other: "Counts") -> None:
+        self.calls += other.calls
+        self.meetings += other.meetings
+        self.emails += other.emails
+        self.letters += other.letters
+        self.tasks_done += other.tasks_done
+        self.won += other.won
+        self.won_activities += other.won_activities
 
     @property
     def activities(self) -> int:
@@ -230,38 +239,66 @@ class ActivityReport:
     people: list[PersonRow]
     total: Counts
     by_week: dict[date, Counts]
-    # (week, person row's name, counts) for every person and week, for the CSV.
-    grid: list[tuple[date, str, Counts]] = field(default_factory=list)
+
+
+def _rows(people: QuerySet, weeks: list[date]) -> QuerySet:
+    return ActivityWeek.objects.filter(
+        week__gte=weeks[0], week__lte=weeks[-1], user__in=people.values("pk")
+    )
+
+
+def _summed(rows: QuerySet, by: str) -> dict:
+    """The rows' counts summed by `by` (a column): {value: Counts}."""
+    sums = rows.values(by).annotate(**{f"sum_{n}": Sum(n) for n in NUMBERS}).order_by()
+    return {
+        key: Counts(*numbers)
+        for key, *numbers in sums.values_list(by, *(f"sum_{n}" for n in NUMBERS))
+    }
+
+
+def _names(people: QuerySet, counted) -> dict[int, str]:
+    """Everyone in `people` who sells, and anyone else with counts: {id: name}, by name."""
+    who = people.filter(pk__in=list(counted)) | people.filter(
+        is_active=True, role__in=(Role.SALES, Role.MANAGER)
+    )
+    return dict(who.order_by("full_name", "pk").values_list("pk", "full_name"))
 
 
 def activity_report(*, people: QuerySet, start: date, end: date) -> ActivityReport:
     """The counts of `people` (already limited to what the viewer may see) in the weeks from
-    the one holding `start` to the one holding `end`. Everyone in `people` who sells (or who
-    did something in those weeks) has a row, with zeros if they did nothing."""
+    the one holding `start` to the one holding `end`, per person and per week. Everyone in
+    `people` who sells (or who did something in those weeks) has a row, with zeros if they did
+    nothing."""
     weeks = weeks_between(start, end)
-    rows = ActivityWeek.objects.filter(
-        week__gte=weeks[0], week__lte=weeks[-1], user__in=people.values("pk")
-    ).values_list("week", "user_id", *COUNTS, "won", "won_activities")
-    counted: dict[int, dict[date, Counts]] = {}
-    for week, user_id, *numbers in rows:
-        counted.setdefault(user_id, {})[week] = Counts(*numbers)
-    who = people.filter(pk__in=list(counted)) | people.filter(
-        is_active=True, role__in=("sales", "manager")
-    )
-    names = dict(who.order_by("full_name", "pk").values_list("pk", "full_name"))
+    rows = _rows(people, weeks)
+    per_person = _summed(rows, "user_id")
+    per_week = _summed(rows, "week")
     report = ActivityReport(
-        weeks=weeks, people=[], total=Counts(), by_week={week: Counts() for week in weeks}
+        weeks=weeks,
+        people=[
+            PersonRow(pk, name, per_person.get(pk, Counts()), len(weeks))
+            for pk, name in _names(people, per_person).items()
+        ],
+        total=Counts(),
+        by_week={week: per_week.get(week, Counts()) for week in weeks},
     )
-    for user_id, name in names.items():
-        person = Counts()
-        for week in weeks:
-            counts = counted.get(user_id, {}).get(week, Counts())
-            person.add(counts)
-            report.by_week[week].add(counts)
-            report.grid.append((week, name, counts))
-        report.total.add(person)
-        report.people.append(PersonRow(user_id, name, person, len(weeks)))
+    for counts in report.by_week.values():
+        report.total.add(counts)
     return report
+
+
+def activity_grid(*, people: QuerySet, start: date, end: date) -> list[tuple[date, str, Counts]]:
+    """(week, name, counts) for every person of the report and every week, for the CSV."""
+    weeks = weeks_between(start, end)
+    counted: dict[int, dict[date, Counts]] = {}
+    for week, user_id, *numbers in _rows(people, weeks).values_list("week", "user_id", *NUMBERS):
+        counted.setdefault(user_id, {})[week] = Counts(*numbers)
+    names = _names(people, counted)
+    return [
+        (week, name, counted.get(pk, {}).get(week, Counts()))
+        for week in weeks
+        for pk, name in names.items()
+    ]
 
 
 def activity_freshness(*, now: datetime | None = None) -> str | None:

@@ -2,6 +2,7 @@
 salesperson, each within the viewer's reach (crm.access.people_for)."""
 
 from datetime import timedelta
+from functools import cache
 
 from django import forms
 
@@ -39,9 +40,14 @@ class ActivityForm(ReportForm):
         super().__init__(*args, **kwargs)
         people = access.people_for(viewer)
         teams = Team.objects.filter(pk__in=people.values("team_id")).order_by("name")
-        self.fields["team"].choices = [("", "All teams"), *teams.values_list("pk", "name")]
         sellers = people.filter(role__in=SELLERS).order_by("full_name", "pk")
-        self.fields["user"].choices = [("", "Everyone"), *sellers.values_list("pk", "full_name")]
+        # Read when the field is first validated or drawn (not for a form never shown), once.
+        self.fields["team"].choices = cache(
+            lambda: [("", "All teams"), *teams.values_list("pk", "name")]
+        )
+        self.fields["user"].choices = cache(
+            lambda: [("", "Everyone"), *sellers.values_list("pk", "full_name")]
+        )
 
     @staticmethod
     def people_of(values: dict, *, viewer):

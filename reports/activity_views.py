@@ -42,23 +42,28 @@ def _csv_query(request) -> str:
 def activity_report(request):
     """Each salesperson's activities and tasks done in the weeks chosen, week by week."""
     form, values, problems = ActivityForm.read(request.GET, viewer=request.user)
+    if problems:
+        # The filters show what the page uses, not the values it could not.
+        form = ActivityForm(initial=values, viewer=request.user)
     people = ActivityForm.people_of(values, viewer=request.user)
-    report = activity.activity_report(people=people, start=values["start"], end=values["end"])
+    start, end = values["start"], values["end"]
     if wants_csv(request):
+        weeks = activity.weeks_between(start, end)
         return csv_response(
-            filename=f"activity-{report.weeks[0]:%Y-%m-%d}-{report.weeks[-1]:%Y-%m-%d}",
+            filename=f"activity-{weeks[0]:%Y-%m-%d}-{weeks[-1]:%Y-%m-%d}",
             header=CSV_HEADER,
             rows=(
                 [
                     f"{week:%Y-%m-%d}",
                     name,
-                    *(getattr(counts, name) for name in activity.COUNTS),
-                    counts.won,
-                    counts.won_activities,
+                    *(getattr(counts, number) for number in activity.NUMBERS),
                 ]
-                for week, name, counts in report.grid
+                for week, name, counts in activity.activity_grid(
+                    people=people, start=start, end=end
+                )
             ),
         )
+    report = activity.activity_report(people=people, start=start, end=end)
     freshness = activity.activity_freshness()
     if freshness is None:
         rollup_count_soon(activity_rollup)

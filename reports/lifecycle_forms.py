@@ -2,6 +2,8 @@
 it spans), what to break the numbers down by, and the contacts' source, territory and customer
 type."""
 
+from functools import cache, partial
+
 from django import forms
 
 from contacts.models import CustomerType
@@ -22,6 +24,10 @@ def four_quarters_ago():
     for _ in range(3):
         quarter = quarter.previous()
     return quarter.start
+
+
+def _known_values(name: str) -> list[tuple[str, str]]:
+    return [("", "All"), *((value, value) for value in dimension_values(name) if value)]
 
 
 class LifecycleForm(ReportForm):
@@ -48,8 +54,8 @@ class LifecycleForm(ReportForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         for name in ("source", "territory"):
-            known = [value for value in dimension_values(name) if value]
-            self.fields[name].choices = [("", "All"), *((value, value) for value in known)]
+            # Read when the field is first validated or drawn (not for a form never shown), once.
+            self.fields[name].choices = cache(partial(_known_values, name))
 
     @staticmethod
     def filters_of(values: dict) -> dict[str, str]:
