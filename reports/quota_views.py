@@ -22,6 +22,10 @@ def quota_list(request):
     form = QuotaForm(request.POST if request.method == "POST" else None, actor=request.user)
     key = request.GET.get("period", "")
     if not form.fields["period"].valid_value(key):
+        if key:
+            messages.error(
+                request, f"Period: {key[:20]} is not one to choose; here is this quarter."
+            )
         key = form.fields["period"].initial()
     period = forecast.period_from_key(key)
     if request.method == "POST" and form.is_valid():

@@ -2,7 +2,7 @@
 changes the period to last quarter, and drills into a number to see exactly the deals behind it
 (and none of another team's)."""
 
-from datetime import timedelta
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 
 import pytest
@@ -15,6 +15,7 @@ from crm.demo import pipeline_ensure
 from crm.users.models import Role, Team, User
 from crm.users.services import user_create
 from opportunities import services
+from opportunities.models import Opportunity
 from reports.filters import period_of, today
 from reports.forecast import period_key
 from tests.conftest import PASSWORD
@@ -68,6 +69,17 @@ def test_a_manager_changes_the_period_and_drills_into_a_number(
                 expected_close=close,
                 forecast_category="commit",
             )
+        won = services.opportunity_create(
+            actor=admin,
+            name="Won deal",
+            account=account,
+            owner=sue,
+            stage=pipeline_ensure().stages.get(name="Closed won"),
+            amount=Decimal(300),
+        )
+        Opportunity.objects.filter(pk=won.pk).update(
+            closed_at=datetime.combine(last_quarter.start, time(12), tzinfo=UTC)
+        )
     connection.set_schema_to_public()
     log_in(page, live_app, tenant.slug, manager.email)
 
@@ -99,3 +111,19 @@ def test_a_manager_changes_the_period_and_drills_into_a_number(
     sue_row.locator('a[data-measure="commit"]').click()
     expect(page.get_by_test_id("drill-row")).to_have_count(1)
     expect(page.get_by_test_id("drill-row")).to_contain_text("Expansion")
+
+    # The manager sets Sue's quota for last quarter from the forecast (a bad amount is refused
+    # on the field), and the forecast shows her attainment: 300 won of 1,200.
+    page.go_back()
+    page.get_by_test_id("set-quotas").click()
+    form = page.get_by_test_id("quota-form")
+    form.locator("#id_user").select_option(label="Sue")
+    form.locator("#id_amount").fill("-5")
+    form.get_by_role("button", name="Save quota").click()
+    expect(page.locator(".field-error")).to_contain_text("greater than or equal to 0")
+    form.locator("#id_amount").fill("1200")
+    form.get_by_role("button", name="Save quota").click()
+    expect(page.get_by_test_id("quota-table")).to_contain_text("1,200.00")
+    page.get_by_role("link", name=f"Forecast for {last_quarter.label}").click()
+    sue_row = page.get_by_test_id("forecast-row").filter(has_text="Sue")
+    expect(sue_row).to_contain_text("25.0%")

@@ -93,6 +93,10 @@ def test_bad_input_gets_field_errors(client, people):
         assert b'class="field-error"' in answer.content, case
 
     assert not Quota.objects.exists()
+    page = client.get("/reports/quotas/?period=someday", **ALPHA)
+    assert page.status_code == 200
+    assert b"Period: someday is not one to choose" in page.content
+    assert period_of("quarter", today()).label.encode() in page.content
 
 
 def test_only_managers_and_admins_set_quotas(client, people):
