@@ -1,10 +1,14 @@
 """The sales activity report: counts per salesperson and week checked against a small data set
-counted by hand, the rollup's incremental refresh, who sees whom, bad filters, the CSV and two
-tenants."""
+counted by hand, the rollup's incremental refresh, who sees whom, bad filters, the CSV, two
+tenants, and beat's tasks through a worker (the life-cycle rollup's too)."""
 
 from datetime import UTC, date, datetime
 
 import pytest
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connection
+from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from contacts.models import Account, Activity, Contact, Task
@@ -12,7 +16,8 @@ from contacts.services import task_set_done
 from crm.users.models import Role, Team, User
 from opportunities.models import Opportunity, Stage
 from reports.activity import Counts, activity_report, activity_rollup_refresh, monday
-from reports.models import ActivityWeek
+from reports.models import ActivityWeek, LifecycleStat
+from reports.rollup_tasks import activity_rollup, lifecycle_rollup
 from tests.conftest import host
 
 # Week 1 runs Monday 2 March to Sunday 8 March 2026, week 2 from Monday 9 March.
@@ -246,3 +251,40 @@ def test_the_page_reads_a_few_queries(work, client, alpha, django_assert_max_num
     client.force_login(User.objects.get(email="admin@alpha.test"))
     with django_assert_max_num_queries(12):
         assert client.get(URL, RANGE, HTTP_HOST=host(alpha)).status_code == 200
+
+
+def test_a_tenant_never_counted_is_told_so_and_a_first_count_is_queued_once(
+    client, beta, django_capture_on_commit_callbacks
+):
+    with schema_context(beta.schema_name):
+        cache.delete("reports:rollup-queued:reports.rollup_tasks.activity_rollup")
+        client.force_login(User.objects.get(email="admin@beta.test"))
+    with django_capture_on_commit_callbacks() as queued:
+        page = client.get(URL, HTTP_HOST=host(beta)).content.decode()
+        client.get(URL, HTTP_HOST=host(beta))
+
+    assert "counted for the first time" in page
+    assert len(queued) == 1
+
+
+def test_beat_s_tasks_count_in_the_tenant_that_queued_them(committed_tenant, celery_worker):
+    tenant = committed_tenant("rollups")
+    with schema_context(tenant.schema_name):
+        admin = User.objects.get()
+        contact = Contact.objects.create(first_name="Ida")
+        Activity.objects.create(
+            kind="call", subject="Hello", occurred_at=timezone.now(), user=admin, contact=contact
+        )
+        results = [activity_rollup.delay(), lifecycle_rollup.delay()]
+    connection.set_schema_to_public()
+
+    assert [result.get(timeout=60) for result in results] == [0, 1]
+    with schema_context(tenant.schema_name):
+        assert ActivityWeek.objects.get().calls == 1
+        stats = LifecycleStat.objects.filter(period_kind="year", sliced_by=0)
+        assert [(s.stage, s.entered) for s in stats] == [("awareness", 1)]
+    connection.set_schema_to_public()
+    for name in ("activity", "lifecycle"):
+        entry = settings.CELERY_BEAT_SCHEDULE[f"{name}-rollup"]
+        assert entry["args"] == [f"reports.rollup_tasks.{name}_rollup"]
+    assert "reports.rollup_tasks" in settings.CELERY_IMPORTS
