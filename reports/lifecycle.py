@@ -11,7 +11,9 @@ tracking.lifecycle) and the contacts:
   row's from-stage, or their stage now if the ledger has no row for them (contacts created or
   imported before the ledger existed, or never moved). A stay ends when the next one starts
   (LEAD over the contact's rows ordered by time).
-- Entered in a period: stays that started in it (the period is a cohort).
+- Entered in a period: stays that started in it (the period is a cohort). A contact who enters
+  a stage twice in a period (back to education and again) counts twice, as each reorder cycle
+  does.
 - Moved on: of those, the stays that ended in a later stage, at any time up to now (a reorder
   stay ends in a later stage when the customer orders again: a new reorder cycle). Moving back
   (a lost deal returns an evaluating contact to education) ends the stay but is not moving on.
@@ -21,6 +23,8 @@ tracking.lifecycle) and the contacts:
   percentile, which would otherwise be a guess; the table shows how many are still there, so a
   recent period's short medians read as what they are: the time of those who already left.
 - Source, territory and customer type are the contact's now (as last read by the rollup).
+- Every contact of the tenant counts, whoever owns them: the report shows counts, never who,
+  and the stages describe the whole customer base (admins and managers may open it).
 
 Why a rollup: a tenant with a million contacts has millions of stays, and a percentile needs
 every value of its group sorted: no page can do that within its time. The rollup is in two
