@@ -347,7 +347,13 @@ class MarketingMonth(MarketingMeasures):
     product_type = models.CharField(max_length=100, blank=True)
 
     class Meta:
-        indexes = [models.Index(fields=["month", "campaign"], name="marketing_month")]
+        constraints = [
+            # Refreshes add their changes to a month's cell (INSERT ... ON CONFLICT).
+            models.UniqueConstraint(
+                fields=["month", "campaign", "territory", "customer_type", "product_type"],
+                name="marketing_month_once",
+            )
+        ]
 
     def __str__(self):
         return f"{self.campaign_id} in {self.month:%Y-%m}"
