@@ -42,7 +42,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from campaigns.models import CampaignMember
-from reports.models import RollupState
+from reports.models import MarketingMeasures, RollupState
 
 ROLLUP = "marketing"
 # Changes committed this long after their timestamp are still read by the next run.
@@ -55,7 +55,15 @@ RESPONSES = (
 )
 
 # The working tables of a refresh (temporary: this session's own).
-TEMP_TABLES = ("touch_found", "changed_contacts", "affected_accounts", "credit_opps", "credited")
+TEMP_TABLES = (
+    "touch_found",
+    "touched_contacts",
+    "changed_contacts",
+    "affected_accounts",
+    "credit_opps",
+    "credited",
+    "fact_changes",
+)
 
 _TOUCHES_FOUND = """
 CREATE TEMP TABLE touch_found AS
@@ -76,13 +84,19 @@ SELECT contact_id, campaign_id, min(at) AS at FROM (
 GROUP BY contact_id, campaign_id
 """
 
+# New touches, and known ones now seen earlier; the contacts whose touches changed are noted.
 _TOUCHES_UPSERT = """
-INSERT INTO reports_marketingtouch
-    (contact_id, campaign_id, touched_at, lead_at, is_first, is_last, of_touches,
-     territory, customer_type)
-SELECT contact_id, campaign_id, at, at, false, false, 1, '', '' FROM touch_found
-ON CONFLICT (contact_id, campaign_id)
-DO UPDATE SET touched_at = LEAST(reports_marketingtouch.touched_at, EXCLUDED.touched_at)
+WITH upserted AS (
+    INSERT INTO reports_marketingtouch
+        (contact_id, campaign_id, touched_at, lead_at, is_first, is_last, of_touches,
+         territory, customer_type)
+    SELECT contact_id, campaign_id, at, at, false, false, 0, '', '' FROM touch_found
+    ON CONFLICT (contact_id, campaign_id)
+    DO UPDATE SET touched_at = EXCLUDED.touched_at
+    WHERE EXCLUDED.touched_at < reports_marketingtouch.touched_at
+    RETURNING contact_id
+)
+INSERT INTO touched_contacts SELECT DISTINCT contact_id FROM upserted
 """
 
 # A rebuild drops the touches nothing shows any more (a member removed, a contact deleted).
@@ -97,7 +111,7 @@ WHERE NOT EXISTS (
 # contact itself edited (territory, customer type, account).
 _CHANGED_CONTACTS = """
 CREATE TEMP TABLE changed_contacts AS
-SELECT contact_id FROM touch_found
+SELECT contact_id FROM touched_contacts
 UNION
 SELECT c.id FROM contacts_contact c
 WHERE c.updated_at >= %(since)s
@@ -122,6 +136,9 @@ FROM (
 ) w
 JOIN contacts_contact c ON c.id = w.contact_id
 WHERE t.id = w.id
+  AND (t.lead_at, t.is_first, t.is_last, t.of_touches, t.territory, t.customer_type)
+      IS DISTINCT FROM (w.lead_at, w.from_first = 1, w.from_last = 1, w.n, c.territory,
+                        c.customer_type)
 """
 
 # Accounts whose opportunities' credits may have changed.
@@ -187,6 +204,14 @@ WHERE account_id IN (SELECT account_id FROM affected_accounts)
 """
 
 _CREDITS_INSERT = """
+WITH main_product AS (
+    -- Each credited opportunity's main product: the line item worth the most.
+    SELECT DISTINCT ON (li.opportunity_id) li.opportunity_id, p.product_type
+    FROM opportunities_lineitem li JOIN opportunities_product p ON p.id = li.product_id
+    WHERE li.opportunity_id IN (SELECT opportunity_id FROM credited)
+    ORDER BY li.opportunity_id, li.quantity * li.unit_price * (100 - li.discount_percent) DESC,
+             li.id
+)
 INSERT INTO reports_marketingcredit
     (opportunity_id, campaign_id, account_id, created_at, won_at, amount, first_win, territory,
      customer_type, product_type, touches, of_touches, is_first, is_last)
@@ -196,14 +221,7 @@ SELECT o.id, k.campaign_id, o.account_id, o.created_at, o.won_at, o.amount, o.fi
 FROM credited k
 JOIN credit_opps o ON o.id = k.opportunity_id
 JOIN contacts_account a ON a.id = o.account_id
-LEFT JOIN LATERAL (
-    -- The opportunity's main product: the line item worth the most.
-    SELECT p.product_type
-    FROM opportunities_lineitem li JOIN opportunities_product p ON p.id = li.product_id
-    WHERE li.opportunity_id = o.id
-    ORDER BY li.quantity * li.unit_price * (100 - li.discount_percent) DESC, li.id
-    LIMIT 1
-) main ON true
+LEFT JOIN main_product main ON main.opportunity_id = o.id
 """
 
 # A won deal's source: its primary contact's; without one (or when it has none), that of the
@@ -223,6 +241,143 @@ LEFT JOIN LATERAL (
 ) first_source ON COALESCE(pc.source, '') = ''
 LEFT JOIN credited k ON k.opportunity_id = o.id AND k.is_first
 WHERE o.won_at IS NOT NULL
+"""
+
+
+# What each row (as t) of the rollups adds to each measure under each model: a touch row to
+# leads (on the day of the lead), a credit row to opportunities (on the day it was created) and
+# to won deals, customers and revenue (on the day it was won). The daily and monthly rollups
+# sum these; pages that slice add the same for the days at the ends of their period.
+LEAD_FACTS = {
+    "first": "t.is_first::int",
+    "last": "t.is_last::int",
+    "even": "1::numeric / t.of_touches",
+}
+OPPORTUNITY_FACTS = {
+    "first": "t.is_first::int",
+    "last": "t.is_last::int",
+    "even": "t.touches::numeric / t.of_touches",
+}
+CUSTOMER_FACTS = {
+    model: f"CASE WHEN t.first_win THEN {share} ELSE 0 END"
+    for model, share in OPPORTUNITY_FACTS.items()
+}
+REVENUE_FACTS = {model: f"t.amount * {share}" for model, share in OPPORTUNITY_FACTS.items()}
+# The rows whose share is nothing under each model, left out where it saves reading them.
+CREDITED = {"first": "t.is_first", "last": "t.is_last", "even": "TRUE"}
+
+
+def local_date(column: str) -> str:
+    """SQL for the day of a moment in the site's time zone (the `tz` parameter)."""
+    return f"({column} AT TIME ZONE %(tz)s)::date"
+
+
+def _measure_columns() -> list[str]:
+    return [
+        f"{m}_{model}" for m in MarketingMeasures.MEASURES for model in MarketingMeasures.MODELS
+    ]
+
+
+def _source_facts(kind: str, sign: str) -> str:
+    """The SELECT list of one source's rows (as t, times `sign`) for the rollups: zeros for
+    the measures it does not feed."""
+    feeds = {
+        "lead": {"leads": LEAD_FACTS},
+        "created": {"opportunities": OPPORTUNITY_FACTS},
+        "won": {
+            "won": OPPORTUNITY_FACTS,
+            "customers": CUSTOMER_FACTS,
+            "revenue": REVENUE_FACTS,
+        },
+    }[kind]
+
+    def fact(measure: str, model: str) -> str:
+        if measure not in feeds:
+            return "0::numeric"
+        return f"({feeds[measure][model]})::numeric{sign}"
+
+    return ", ".join(
+        f"{fact(measure, model)} AS {measure}_{model}"
+        for measure in MarketingMeasures.MEASURES
+        for model in MarketingMeasures.MODELS
+    )
+
+
+# The rollups' grains: the table, its key columns and how a moment becomes its period.
+_GRAINS = {
+    "month": (
+        "reports_marketingmonth",
+        ("month", "campaign_id", "territory", "customer_type", "product_type"),
+        "date_trunc('month', {} AT TIME ZONE %(tz)s)::date",
+    ),
+    "day": ("reports_marketingday", ("day", "campaign_id"), "({} AT TIME ZONE %(tz)s)::date"),
+}
+
+
+# The rows a refresh recounts, as they were (sign -1) and as they are now (+1): added to the
+# daily and monthly rollups, what did not change cancels out.
+_CHANGES = """
+CREATE TEMP TABLE fact_changes (
+    sign int, source text, at timestamptz, campaign_id bigint, territory text,
+    customer_type text, product_type text, is_first bool, is_last bool, touches int,
+    of_touches int, first_win bool, amount numeric, won_at timestamptz
+)
+"""
+_LEAD_CHANGES = """
+INSERT INTO fact_changes
+SELECT %(sign)s, 'lead', lead_at, campaign_id, territory, customer_type, '', is_first, is_last,
+       1, of_touches, false, 0, NULL
+FROM reports_marketingtouch
+WHERE contact_id IN (SELECT contact_id FROM changed_contacts) AND of_touches > 0
+"""
+_CREDIT_CHANGES = """
+INSERT INTO fact_changes
+SELECT %(sign)s, 'credit', created_at, campaign_id, territory, customer_type, product_type,
+       is_first, is_last, touches, of_touches, first_win, amount, won_at
+FROM reports_marketingcredit
+WHERE {scope}
+"""
+_OLD_CREDITS = (
+    "account_id IN (SELECT account_id FROM affected_accounts) "
+    "OR opportunity_id IN (SELECT id FROM credit_opps)"
+)
+_NEW_CREDITS = "opportunity_id IN (SELECT id FROM credit_opps)"
+
+
+def _rollup_sql(grain: str, *, changes: bool) -> str:
+    """Count a rollup (MarketingMonth or MarketingDay): from all the rows into the emptied
+    table, or add fact_changes to the cells they fall in."""
+    table, keys, period = _GRAINS[grain]
+    columns = _measure_columns()
+    if changes:
+        sign = " * t.sign"
+        leads, lead_at = "fact_changes t WHERE t.source = 'lead'", "t.at"
+        credits, created_at = "fact_changes t WHERE t.source = 'credit'", "t.at"
+        add = ", ".join(f"{c} = {table}.{c} + EXCLUDED.{c}" for c in columns)
+        conflict = f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {add}"
+    else:
+        sign, conflict = "", ""
+        leads, lead_at = "reports_marketingtouch t WHERE TRUE", "t.lead_at"
+        credits, created_at = "reports_marketingcredit t WHERE TRUE", "t.created_at"
+    return f"""
+INSERT INTO {table} ({", ".join(keys)}, {", ".join(columns)})
+SELECT {", ".join(keys)}, {", ".join(f"sum({c})" for c in columns)}
+FROM (
+    SELECT {period.format(lead_at)} AS {keys[0]}, t.campaign_id, t.territory, t.customer_type,
+           '' AS product_type, {_source_facts("lead", sign)}
+    FROM {leads}
+    UNION ALL
+    SELECT {period.format(created_at)}, t.campaign_id, t.territory, t.customer_type,
+           t.product_type, {_source_facts("created", sign)}
+    FROM {credits}
+    UNION ALL
+    SELECT {period.format("t.won_at")}, t.campaign_id, t.territory, t.customer_type,
+           t.product_type, {_source_facts("won", sign)}
+    FROM {credits} AND t.won_at IS NOT NULL
+) facts
+GROUP BY {", ".join(keys)}
+HAVING {" OR ".join(f"sum({c}) <> 0" for c in columns)}
+{conflict}
 """
 
 
@@ -265,7 +420,7 @@ def marketing_rollup_refresh(*, rebuild: bool = False) -> dict[str, int]:
 
 
 def _refresh(cursor, *, since: datetime | None) -> dict[str, int]:
-    params = {"since": since, "responses": list(RESPONSES)}
+    params = {"since": since, "responses": list(RESPONSES), "tz": settings.TIME_ZONE}
     changed = "TRUE" if since is None else "{} >= %(since)s"
     cursor.execute(
         _TOUCHES_FOUND.format(
@@ -275,8 +430,9 @@ def _refresh(cursor, *, since: datetime | None) -> dict[str, int]:
         ),
         params,
     )
+    cursor.execute("CREATE TEMP TABLE touched_contacts (contact_id bigint)")
     cursor.execute(_TOUCHES_UPSERT)
-    touches = cursor.rowcount
+    touched = cursor.rowcount
     if since is None:
         cursor.execute(_TOUCHES_PRUNE)
         cursor.execute(_LEADS.format(scope="TRUE"))
@@ -286,16 +442,20 @@ def _refresh(cursor, *, since: datetime | None) -> dict[str, int]:
         # The deletes below then find nothing; the empty table keeps the statements shared.
         cursor.execute("CREATE TEMP TABLE affected_accounts (account_id bigint)")
     else:
+        cursor.execute(_CHANGES)
         cursor.execute(_CHANGED_CONTACTS, params)
+        cursor.execute(_LEAD_CHANGES, {"sign": -1})
         cursor.execute(
             _LEADS.format(scope="contact_id IN (SELECT contact_id FROM changed_contacts)")
         )
+        cursor.execute(_LEAD_CHANGES, {"sign": 1})
         cursor.execute(_AFFECTED_ACCOUNTS, params)
         cursor.execute(
             _OPPORTUNITIES.format(
                 scope="o.account_id IN (SELECT account_id FROM affected_accounts)"
             )
         )
+        cursor.execute(_CREDIT_CHANGES.format(scope=_OLD_CREDITS), {"sign": -1})
     cursor.execute("ANALYZE credit_opps")
     cursor.execute(_CREDITED)
     cursor.execute("ANALYZE credited")
@@ -305,9 +465,24 @@ def _refresh(cursor, *, since: datetime | None) -> dict[str, int]:
     credits = cursor.rowcount
     cursor.execute(_WON_DEALS_INSERT)
     won_deals = cursor.rowcount
+    if since is None:
+        for grain, (table, _, _) in _GRAINS.items():
+            cursor.execute(f"DELETE FROM {table}")
+            cursor.execute(_rollup_sql(grain, changes=False), params)
+    else:
+        cursor.execute(_CREDIT_CHANGES.format(scope=_NEW_CREDITS), {"sign": 1})
+        for grain, (table, _, _) in _GRAINS.items():
+            cursor.execute(_rollup_sql(grain, changes=True), params)
+            # Cells whose changes cancelled out to nothing, as a rebuild would not have them.
+            nothing = " AND ".join(f"{c} = 0" for c in _measure_columns())
+            cursor.execute(f"DELETE FROM {table} WHERE {nothing}")
     # Dropped here rather than at commit: a caller may run this inside a longer transaction.
     cursor.execute(f"DROP TABLE IF EXISTS {', '.join(TEMP_TABLES)}")
-    return {"touches": touches, "credits": credits, "won_deals": won_deals}
+    return {
+        "touched_contacts": touched,
+        "credits": credits,
+        "won_deals": won_deals,
+    }
 
 
 def marketing_freshness(*, now: datetime | None = None) -> str | None:

@@ -27,7 +27,7 @@ from django.db import connection, models, transaction
 from campaigns.models import Campaign
 from contacts.models import CustomerType
 from reports.filters import period_of
-from reports.marketing import CENT, credit_sql, day_bounds, lead_credit_sql
+from reports.marketing import CENT, lead_and_customer_facts
 from reports.models import CostEntry
 from tracking.models import AuditEntry
 
@@ -198,32 +198,6 @@ JOIN buckets b ON s.first_day <= b.last_day AND s.last_day >= b.first_day
 GROUP BY 1, 2, 3, 4, 5
 """
 
-_CUSTOMERS = """
-WITH buckets AS (
-    SELECT * FROM unnest(%(firsts)s::date[], %(since)s::timestamptz[], %(until)s::timestamptz[])
-        AS b(first_day, since, until)
-)
-SELECT b.first_day, c.kind, k.territory, k.customer_type, k.product_type, sum({credit})
-FROM reports_marketingcredit k
-JOIN campaigns_campaign c ON c.id = k.campaign_id
-JOIN buckets b ON k.won_at >= b.since AND k.won_at < b.until
-WHERE k.first_win AND k.won_at >= %(start)s AND k.won_at < %(end)s AND {only}
-GROUP BY 1, 2, 3, 4, 5
-"""
-
-_LEADS = """
-WITH buckets AS (
-    SELECT * FROM unnest(%(firsts)s::date[], %(since)s::timestamptz[], %(until)s::timestamptz[])
-        AS b(first_day, since, until)
-)
-SELECT b.first_day, c.kind, t.territory, t.customer_type, '', sum({credit})
-FROM reports_marketingtouch t
-JOIN campaigns_campaign c ON c.id = t.campaign_id
-JOIN buckets b ON t.lead_at >= b.since AND t.lead_at < b.until
-WHERE t.lead_at >= %(start)s AND t.lead_at < %(end)s AND {only}
-GROUP BY 1, 2, 3, 4, 5
-"""
-
 
 def _buckets(*, start: date, end: date, period: str | None) -> list[tuple[date, date, str]]:
     """The days start..end cut into calendar periods of the kind (or left whole): each piece's
@@ -242,62 +216,53 @@ def acquisition_cost(
     *, start: date, end: date, model: str, dimensions: list[str], period: str
 ) -> CostCube:
     """Cost, customers, leads, acquisition cost and cost per lead for each combination of the
-    chosen dimensions in start..end (see the module's docstring for what each means). Three
-    queries: cost entries and campaigns, the credit rollup, the touch rollup."""
-    pieces = _buckets(
-        start=start, end=end, period=period if Dimension.PERIOD in dimensions else None
-    )
-    labels = {first: label for first, _, label in pieces}
-    moments = [day_bounds(first, last) for first, last, _ in pieces]
-    since, until = day_bounds(start, end)
-    params = {
-        "firsts": [first for first, _, _ in pieces],
-        "lasts": [last for _, last, _ in pieces],
-        "since": [m[0] for m in moments],
-        "until": [m[1] for m in moments],
-        "start": since,
-        "end": until,
-    }
-    credit, only = credit_sql(model)
-    lead_credit, lead_only = lead_credit_sql(model)
-    shows_leads = Dimension.PRODUCT_TYPE not in dimensions
-    with connection.cursor() as cursor:
-        cursor.execute(_SPEND, params)
-        spend = cursor.fetchall()
-        cursor.execute(_CUSTOMERS.format(credit=credit, only=only), params)
-        customers = cursor.fetchall()
-        leads = []
-        if shows_leads:
-            cursor.execute(_LEADS.format(credit=lead_credit, only=lead_only), params)
-            leads = cursor.fetchall()
-
+    chosen dimensions in start..end (see the module's docstring for what each means). Two
+    queries: cost entries and campaigns, and the marketing rollups."""
     order = [d for d in Dimension.values if d in dimensions]
+    pieces = _buckets(start=start, end=end, period=period if Dimension.PERIOD in order else None)
+    labels = {first: label for first, _, label in pieces}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _SPEND,
+            {"firsts": [first for first, _, _ in pieces], "lasts": [last for _, last, _ in pieces]},
+        )
+        spend = cursor.fetchall()
+    facts = lead_and_customer_facts(
+        start=start,
+        end=end,
+        model=model,
+        groups=order,
+        buckets=[(first, last) for first, last, _ in pieces],
+    )
+    shows_leads = Dimension.PRODUCT_TYPE not in order
     cells: dict[tuple, CostRow] = {}
-    shown: dict[tuple, tuple[str, ...]] = {}
     total = CostRow(labels=("All",), leads=Decimal(0) if shows_leads else None)
 
-    def cell(row) -> CostRow:
-        values = dict(zip(CELL_PARTS, row, strict=True))
+    def cell(values: dict) -> CostRow:
         key = tuple(_key(d, values[d]) for d in order)
         if key not in cells:
-            cells[key] = CostRow(labels=(), leads=Decimal(0) if shows_leads else None)
-            shown[key] = tuple(_label(d, values[d], labels) for d in order)
+            cells[key] = CostRow(
+                labels=tuple(_label(d, values[d], labels) for d in order),
+                leads=Decimal(0) if shows_leads else None,
+            )
         return cells[key]
 
-    for *row, amount in spend:
-        cell(row).cost += amount
+    for *parts, amount in spend:
+        cell(dict(zip(CELL_PARTS, parts, strict=True))).cost += amount
         total.cost += amount
-    for *row, credited in customers:
-        cell(row).customers += credited
-        total.customers += credited
-    for *row, credited in leads:
-        cell(row).leads += credited
-        total.leads += credited
-    rows = []
-    for key in sorted(cells, key=lambda k: tuple((part == "", part) for part in k)):
-        row = cells[key]
-        row.labels = shown[key]
-        rows.append(_rounded(row))
+    for row in facts:
+        leads, customers = row[len(order) :]
+        found = cell(dict(zip(order, row, strict=False)))
+        found.customers += customers
+        total.customers += customers
+        if shows_leads:
+            found.leads += leads
+            total.leads += leads
+    rounded = (
+        _rounded(cells[key])
+        for key in sorted(cells, key=lambda k: tuple((part == "", part) for part in k))
+    )
+    rows = [row for row in rounded if row.cost or row.customers or row.leads]
     return CostCube(dimensions=order, rows=rows, total=_rounded(total), shows_leads=shows_leads)
 
 

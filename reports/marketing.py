@@ -3,15 +3,17 @@ campaign and each marketing tool (campaign type) brought, under the attribution 
 chooses, and whether customer size varies with what attracted them. Reads the rollups of
 reports.attribution (whose docstring defines touches, leads and credit)."""
 
-from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import connection, models
 from django.utils import timezone
 
 from campaigns.models import Campaign
+from reports.attribution import CREDITED, CUSTOMER_FACTS, LEAD_FACTS, local_date
+from reports.filters import period_of
 
 CENT = Decimal("0.01")
 
@@ -22,27 +24,102 @@ class Attribution(models.TextChoices):
     EVEN = "even", "Even split (multi-touch)"
 
 
-def credit_sql(model: str) -> tuple[str, str]:
-    """SQL for a campaign's share of the opportunity on a MarketingCredit row under `model`,
-    and the condition that leaves out the rows whose share is nothing."""
-    if model == Attribution.EVEN:
-        return "touches::numeric / of_touches", "TRUE"
-    flag = "is_last" if model == Attribution.LAST else "is_first"
-    return f"CASE WHEN {flag} THEN 1 ELSE 0 END", flag
-
-
-def lead_credit_sql(model: str) -> tuple[str, str]:
-    """The same for a campaign's share of the lead on a MarketingTouch row."""
-    if model == Attribution.EVEN:
-        return "1::numeric / of_touches", "TRUE"
-    return credit_sql(model)
-
-
 def day_bounds(start: date, end: date) -> tuple[datetime, datetime]:
     """[start, end] as moments: from the start of `start` to the end of `end`, in the current
     time zone."""
     first = timezone.make_aware(datetime.combine(start, time.min))
     return first, timezone.make_aware(datetime.combine(end + timedelta(days=1), time.min))
+
+
+def _whole_months(start: date, end: date) -> tuple[date, date]:
+    """The whole calendar months within start..end, as [first day, day after); empty (the
+    same day twice) when there is none."""
+    first = start if start.day == 1 else period_of("month", start).end
+    after = end + timedelta(days=1)
+    until = after if after.day == 1 else period_of("month", after).start
+    return (first, until) if first < until else (start, start)
+
+
+# What the facts can be grouped by, as SQL over the facts (f), campaigns (c) and buckets (b).
+GROUPS = {
+    "campaign": "f.campaign_id",
+    "tool": "c.kind",
+    "territory": "f.territory",
+    "customer_type": "f.customer_type",
+    "product_type": "f.product_type",
+    "period": "b.first_day",
+}
+
+_FACTS = """
+WITH buckets AS (
+    SELECT * FROM unnest(%(firsts)s::date[], %(lasts)s::date[]) AS b(first_day, last_day)
+), facts AS (
+    SELECT m.month AS day, m.campaign_id, m.territory, m.customer_type, m.product_type,
+           m.leads_{model} AS leads, m.customers_{model} AS customers
+    FROM reports_marketingmonth m
+    WHERE m.month >= %(months_from)s AND m.month < %(months_until)s
+    UNION ALL
+    SELECT {lead_day}, t.campaign_id, t.territory, t.customer_type, '', {leads}, 0
+    FROM reports_marketingtouch t
+    WHERE ({lead_edges}) AND {credited}
+    UNION ALL
+    SELECT {won_day}, t.campaign_id, t.territory, t.customer_type, t.product_type, 0,
+           {customers}
+    FROM reports_marketingcredit t
+    WHERE ({won_edges}) AND t.first_win AND {credited}
+)
+SELECT {groups}, sum(f.leads), sum(f.customers)
+FROM facts f
+JOIN campaigns_campaign c ON c.id = f.campaign_id
+JOIN buckets b ON f.day >= b.first_day AND f.day <= b.last_day
+GROUP BY {groups}
+"""
+
+
+def lead_and_customer_facts(
+    *, start: date, end: date, model: str, groups: list[str], buckets: list[tuple[date, date]]
+) -> list[tuple]:
+    """Leads and won customers credited by `model` in start..end, summed by `groups` (names
+    in GROUPS; "period" is the first day of the bucket, among `buckets`: (first day, last day)
+    pieces of start..end). Whole months come from the monthly rollup, the days before and
+    after them from the rows: one query whatever the period. Campaigns deleted since the last
+    refresh are left out. Rows: the group values, then leads and customers."""
+    model = Attribution(model)
+    months_from, months_until = _whole_months(start, end)
+    if months_from == months_until:
+        edges = [(start, end + timedelta(days=1)), (start, start)]
+    else:
+        edges = [(start, months_from), (months_until, end + timedelta(days=1))]
+    params = {
+        "tz": settings.TIME_ZONE,
+        "firsts": [first for first, _ in buckets],
+        "lasts": [last for _, last in buckets],
+        "months_from": months_from,
+        "months_until": months_until,
+    }
+    for i, (first, after) in enumerate(edges):
+        params[f"since{i}"], params[f"until{i}"] = day_bounds(first, after - timedelta(days=1))
+
+    def within(column: str) -> str:
+        return " OR ".join(
+            f"({column} >= %(since{i})s AND {column} < %(until{i})s)" for i in range(len(edges))
+        )
+
+    grouped = ", ".join(GROUPS[name] for name in groups)
+    sql = _FACTS.format(
+        model=model,
+        lead_day=local_date("t.lead_at"),
+        won_day=local_date("t.won_at"),
+        lead_edges=within("t.lead_at"),
+        won_edges=within("t.won_at"),
+        credited=CREDITED[model],
+        leads=LEAD_FACTS[model],
+        customers=CUSTOMER_FACTS[model],
+        groups=grouped,
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
 
 
 @dataclass
@@ -64,12 +141,12 @@ class Results:
 
     def rounded(self) -> "Results":
         """Counts to two places (an even split gives fractions), revenue to the cent."""
+        counts = (self.leads, self.opportunities, self.won, self.customers)
         return Results(
             self.label,
             self.kind,
             self.campaign_id,
-            *(round(Decimal(v), 2) for v in (self.leads, self.opportunities, self.won)),
-            round(Decimal(self.customers), 2),
+            *(round(Decimal(count), 2) for count in counts),
             Decimal(self.revenue).quantize(CENT),
         )
 
@@ -85,62 +162,34 @@ def marketing_results(*, start: date, end: date, model: str) -> MarketingReport:
     """Per campaign and per marketing tool, for the days start..end: leads whose first touch
     fell in them, opportunities created in them, deals won and customers gained in them and the
     revenue of those wins, each credited to campaigns by `model`. Campaigns with nothing to
-    show are listed when their dates overlap the period. Two queries over the rollups."""
-    since, until = day_bounds(start, end)
-    credit, only = credit_sql(model)
-    lead_credit, lead_only = lead_credit_sql(model)
-    found: dict[int, Results] = defaultdict(lambda: Results(""))
+    show are listed when their dates overlap the period. One query over the daily rollup."""
+    model = Attribution(model)
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
-            SELECT campaign_id, sum({lead_credit}) FROM reports_marketingtouch
-            WHERE lead_at >= %(since)s AND lead_at < %(until)s AND {lead_only}
+            SELECT campaign_id, sum(leads_{model}), sum(opportunities_{model}), sum(won_{model}),
+                   sum(customers_{model}), sum(revenue_{model})
+            FROM reports_marketingday WHERE day >= %s AND day <= %s
             GROUP BY campaign_id
             """,
-            {"since": since, "until": until},
+            [start, end],
         )
-        for campaign_id, leads in cursor.fetchall():
-            found[campaign_id].leads = leads
-        cursor.execute(
-            f"""
-            SELECT campaign_id,
-                   sum({credit}) FILTER (WHERE created_at >= %(since)s AND created_at < %(until)s),
-                   sum({credit}) FILTER (WHERE won_at >= %(since)s AND won_at < %(until)s),
-                   sum({credit}) FILTER (WHERE first_win AND won_at >= %(since)s
-                                          AND won_at < %(until)s),
-                   sum({credit} * amount) FILTER (WHERE won_at >= %(since)s AND won_at < %(until)s)
-            FROM reports_marketingcredit
-            WHERE ((created_at >= %(since)s AND created_at < %(until)s)
-                   OR (won_at >= %(since)s AND won_at < %(until)s))
-              AND {only}
-            GROUP BY campaign_id
-            """,
-            {"since": since, "until": until},
-        )
-        for campaign_id, opportunities, won, customers, revenue in cursor.fetchall():
-            row = found[campaign_id]
-            row.opportunities, row.won = opportunities or 0, won or 0
-            row.customers, row.revenue = customers or 0, revenue or 0
-
+        found = {campaign_id: sums for campaign_id, *sums in cursor.fetchall()}
     kinds = dict(Campaign.Kind.choices)
     report = MarketingReport(campaigns=[], tools=[])
     tools = {kind: Results(label, kind) for kind, label in Campaign.Kind.choices}
-    for campaign in Campaign.objects.only("id", "name", "kind", "starts_on", "ends_on").order_by(
-        "name", "id"
-    ):
-        row = found.pop(campaign.pk, None)
-        if row is None and not _overlaps(campaign, start, end):
+    campaigns = Campaign.objects.only("id", "name", "kind", "starts_on", "ends_on")
+    for campaign in campaigns.order_by("name", "id"):
+        sums = found.get(campaign.pk)
+        if not any(round(value, 2) for value in sums or ()) and not _overlaps(campaign, start, end):
             continue
-        row = row or Results("")
-        row.label, row.kind, row.campaign_id = campaign.name, campaign.kind, campaign.pk
-        report.campaigns.append(row.rounded())
+        row = Results(campaign.name, campaign.kind, campaign.pk, *(sums or ()))
         tools[campaign.kind].add(row)
         report.total.add(row)
-    # What is left belongs to campaigns deleted since the last refresh.
+        row.kind = kinds.get(campaign.kind, campaign.kind)
+        report.campaigns.append(row.rounded())
     report.tools = [tool.rounded() for tool in tools.values()]
     report.total = report.total.rounded()
-    for row in report.campaigns:
-        row.kind = kinds.get(row.kind, row.kind)
     return report
 
 

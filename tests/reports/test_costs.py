@@ -102,6 +102,25 @@ def test_cost_is_shared_by_days_when_the_period_cuts_an_entry(data):
     ]
 
 
+def test_whole_months_and_the_days_around_them_add_up(data):
+    # 16 Jan to 20 Apr: February and March whole (monthly rollup), the rest from the rows. Bob
+    # (20 Jan, Expo) and Cid (1 Feb, Webinar) became leads; Beta became a customer (15 Apr).
+    cube = acquisition_cost(
+        start=date(2026, 1, 16),
+        end=date(2026, 4, 20),
+        model="first",
+        dimensions=["tool"],
+        period="month",
+    )
+    web = Decimal(1200) * 95 / 365
+    assert table(cube) == [
+        ("E-mail", d(1600 + 2800), 0, None, 0, None),
+        ("Event / trade show", d(1000), 1, d(1000), 1, d(1000)),
+        ("Web", d(web), 0, None, 1, d(web)),
+        ("All", d(5400 + web), 1, d(5400 + web), 2, d((5400 + web) / 2)),
+    ]
+
+
 def test_untagged_cost_stays_on_its_own_row_and_tags_match_in_any_case(data):
     cube = acquisition_cost(**YEAR, model="last", dimensions=["territory"], period="month")
     # Customers: Acme (North), Beta (South). Leads: Ann (North), Bob and Cid (South), Dee

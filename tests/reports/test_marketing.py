@@ -22,7 +22,7 @@ Dee: Autumn mail clicked 1 Jul; Dud ad targeted and opened (neither is a touch b
 Gamma (East) - Eve, source "Advertising", no touch: opp5 created 1 Jul, 2,000, won 1 Aug.
 """
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -39,6 +39,7 @@ from leads.models import FormSubmission, LeadForm
 from opportunities.models import Opportunity, Stage
 from opportunities.services import opportunity_create
 from reports.attribution import marketing_rollup_refresh
+from reports.filters import period_of
 from reports.marketing import Attribution, customer_size, marketing_results
 from reports.models import MarketingCredit, RollupState
 from tests.conftest import PASSWORD
@@ -228,6 +229,17 @@ def test_a_period_counts_what_was_created_won_or_first_touched_in_it(data):
     assert [r.label for r in report.campaigns] == ["Expo", "Webinar"]
 
 
+def test_whole_months_and_the_days_around_them_add_up(data):
+    # 10 Mar to 25 Jun: March and June in part (from the rows), April and May whole (from the
+    # monthly rollup). Created in it: opp1 (15 Mar) and opp4 (1 Jun); won: opp3 (15 Apr),
+    # opp1 (1 May) and opp4 (20 Jun); no lead's first touch.
+    report = marketing_results(start=date(2026, 3, 10), end=date(2026, 6, 25), model="first")
+    assert figures(report, "Spring mail") == (0, 2, 2, 1, Decimal("10000.00"))
+    assert figures(report, "Expo") == (0, 0, 1, 1, Decimal("5000.00"))
+    edges_only = marketing_results(start=date(2026, 6, 2), end=date(2026, 6, 25), model="last")
+    assert figures(edges_only, "Expo") == (0, 0, 1, 0, Decimal("1000.00"))
+
+
 def test_customer_size_by_source_and_by_first_touch_tool(data):
     by_source = customer_size(**YEAR, by="source")
     # opp1 and opp4 through Ann ("Referral"), opp3 through Beta's first contact with a source
@@ -263,6 +275,11 @@ def test_the_refresh_reads_only_what_changed_and_a_rebuild_drops_what_went(data)
         MarketingCredit.objects.filter(opportunity=later).values_list("campaign", "is_first")
     ) == [(expo.pk, True)]
     assert not MarketingCredit.objects.filter(opportunity__in=[opp1, data["opp5"]]).exists()
+    # The month of the new lead and deal is recounted in the monthly rollup.
+    month = timezone.localdate().replace(day=1)
+    last_day = period_of("month", month).end - timedelta(days=1)
+    now_month = marketing_results(start=month, end=last_day, model="first")
+    assert figures(now_month, "Expo")[:2] == (1, 1)
 
     # Ann leaves Expo (the member is deleted): the daily rebuild drops her touch, brings
     # opp1 back and shares it between Spring mail and Webinar.
@@ -273,6 +290,41 @@ def test_the_refresh_reads_only_what_changed_and_a_rebuild_drops_what_went(data)
     )
     assert shares == {"Spring mail": 2, "Webinar": 2}
     assert RollupState.objects.get(name="marketing").refreshed_at is not None
+
+
+def test_an_incremental_refresh_counts_what_a_rebuild_counts(data):
+    from reports.costs import acquisition_cost
+
+    for model in (Contact, Account, Opportunity):
+        model.objects.update(updated_at=at(8, 1))
+    ann, cid = data["people"][0], data["people"][2]
+    # Now: Ann clicks Autumn mail (her fourth touch: her lead's last touch and shares change,
+    # back in January), opp2 is won, and Cid moves to the West.
+    member(data["Autumn mail"], ann, "clicked", timezone.now())
+    Opportunity.objects.filter(pk=data["opp2"].pk).update(
+        stage=Stage.objects.get(name="Closed won"),
+        closed_at=timezone.now(),
+        updated_at=timezone.now(),
+    )
+    Contact.objects.filter(pk=cid.pk).update(territory="West", updated_at=timezone.now())
+
+    def counted():
+        year = {"start": date(2026, 1, 1), "end": timezone.localdate()}
+        return [
+            (
+                marketing_results(**year, model=model),
+                acquisition_cost(
+                    **year, model=model, dimensions=["tool", "territory"], period="month"
+                ),
+            )
+            for model in Attribution.values
+        ]
+
+    assert marketing_rollup_refresh()["rebuilt"] == 0
+    incremental = counted()
+    assert figures(incremental[1][0], "Autumn mail")[0] == 2  # Dee's and now Ann's last touch
+    assert marketing_rollup_refresh(rebuild=True)["rebuilt"] == 1
+    assert incremental == counted()
 
 
 def log_in(client, email, role=None):
