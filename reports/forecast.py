@@ -470,13 +470,6 @@ def forecast_history(user, scope: Scope, period: Period) -> list[HistoryPoint] |
     ]
 
 
-@dataclass
-class PastAccuracy:
-    period: Period
-    point: HistoryPoint | None
-    actual: Decimal
-
-
 def error_percent(call: Decimal, actual: Decimal) -> Decimal | None:
     """How far a forecast was from what closed, in percent of what closed (positive: it said
     more would close)."""
@@ -485,7 +478,26 @@ def error_percent(call: Decimal, actual: Decimal) -> Decimal | None:
     return _tenths((call - actual) * 100 / actual)
 
 
-def past_accuracy(user, scope: Scope, kind: str, *, today: date, count: int = 4):
+@dataclass
+class Accuracy:
+    """A snapshot of a forecast (if one was taken) against what closed won in its period."""
+
+    point: HistoryPoint | None
+    actual: Decimal
+    period: Period | None = None
+
+    @property
+    def commit_error(self) -> Decimal | None:
+        return self.point and error_percent(self.point.commit_call, self.actual)
+
+    @property
+    def weighted_error(self) -> Decimal | None:
+        return self.point and error_percent(self.point.weighted_call, self.actual)
+
+
+def past_accuracy(
+    user, scope: Scope, kind: str, *, today: date, count: int = 4
+) -> list[Accuracy] | None:
     """For the last `count` periods of a kind that have ended: the forecast as the period began
     (the first snapshot taken in it) against what closed won in it. None for a territory."""
     snapshots = snapshots_for(user, scope)
@@ -515,7 +527,7 @@ def past_accuracy(user, scope: Scope, kind: str, *, today: date, count: int = 4)
         .annotate(total=Sum("amount"))
     )
     actual = {timezone.localtime(group["period"]).date(): group["total"] for group in won}
-    return [PastAccuracy(p, first.get(p.start), actual.get(p.start, ZERO)) for p in ended]
+    return [Accuracy(first.get(p.start), actual.get(p.start, ZERO), p) for p in ended]
 
 
 # --- snapshots --------------------------------------------------------------------------------

@@ -84,6 +84,30 @@ def _table_row(row: forecast.ForecastRow, values: dict, owner: str | None) -> di
     }
 
 
+def _people_chart(rows: list[forecast.ForecastRow]):
+    if not rows:
+        return None
+    return bar_chart(
+        labels=[row.name for row in rows],
+        series={
+            label: [float(getattr(row.numbers, measure)) for row in rows]
+            for measure, label in forecast.FORECAST_MEASURES.items()
+        },
+    )
+
+
+def _history_chart(history: list[forecast.HistoryPoint] | None):
+    if not history:
+        return None
+    return line_chart(
+        labels=[f"{point.taken_at:%Y-%m-%d}" for point in history],
+        series={
+            label: [float(getattr(point.numbers, measure)) for point in history]
+            for measure, label in forecast.FORECAST_MEASURES.items()
+        },
+    )
+
+
 @login_required
 @require("reports.sales")
 def forecast_report(request):
@@ -109,7 +133,6 @@ def forecast_report(request):
     history = forecast.forecast_history(request.user, scope, period)
     accuracy = forecast.past_accuracy(request.user, scope, period.kind, today=today())
     actual = result.total.numbers.closed_won
-    series = [m for m in forecast.FORECAST_MEASURES]
     context = {
         "title": "Sales forecast",
         "form": form,
@@ -127,48 +150,17 @@ def forecast_report(request):
             )
         ),
         "csv_query": _csv_query(request),
-        "chart": bar_chart(
-            labels=[row.name for row in result.rows],
-            series={
-                forecast.FORECAST_MEASURES[m]: [float(getattr(r.numbers, m)) for r in result.rows]
-                for m in series
-            },
-        )
-        if result.rows
-        else None,
+        "chart": _people_chart(result.rows),
         "rows": [_table_row(row, values, row.owner_param) for row in result.rows],
         "total": _table_row(result.total, values, None),
         "quotas_shown": result.quotas_shown,
         "may_set_quotas": can(request.user, "quotas.manage"),
         "quota_query": urlencode({"period": values["period"]}),
-        "history": [
-            {
-                "point": point,
-                "error": forecast.error_percent(point.commit_call, actual),
-                "weighted_error": forecast.error_percent(point.weighted_call, actual),
-            }
-            for point in history or []
-        ],
+        "history": [forecast.Accuracy(point, actual) for point in history or []],
         "history_shown": history is not None,
-        "history_chart": line_chart(
-            labels=[f"{point.taken_at:%Y-%m-%d}" for point in history],
-            series={
-                forecast.FORECAST_MEASURES[m]: [float(getattr(p.numbers, m)) for p in history]
-                for m in series
-            },
-        )
-        if history
-        else None,
+        "history_chart": _history_chart(history),
         "actual": actual,
-        "accuracy": [
-            {
-                "row": row,
-                "error": row.point and forecast.error_percent(row.point.commit_call, row.actual),
-                "weighted_error": row.point
-                and forecast.error_percent(row.point.weighted_call, row.actual),
-            }
-            for row in accuracy or []
-        ],
+        "accuracy": accuracy,
     }
     return render(request, "reports/forecast.html", context)
 
