@@ -10,9 +10,11 @@ closed 10 to 150 days after it opened; 1.1 million calls, meetings, e-mails, let
 life-cycle ledger of about two million stage changes (six contacts in seven moved through the
 stages, forwards and sometimes back); every activity and stage change is on the timeline too.
 
-The activity and life-cycle rollups are rebuilt (timed: `_rebuild_s`), then refreshed
-incrementally after 2,000 new activities, 300 tasks done and 2,000 contacts' stage changes
-(timed: `_refresh_s`); the marketing reports' rollups are brought up to date too. Every report page
+The marketing reports' history comes from bench/marketing_seed.py (campaigns with their costs,
+members, sources and forms). The activity, life-cycle and marketing rollups are rebuilt (timed:
+`_rebuild_s`), then refreshed incrementally (timed: `_refresh_s`) after new work: 2,000
+activities, 300 tasks done, stage changes of up to 2,000 contacts, and marketing_seed's recent
+clicks, responses and deals. Every report page
 registered in reports.views.REPORTS is then opened with its default filters by the tenant's
 admin (whose reports cover everyone): `reports.<report>_p50` and `_p95` are the clients' times
 over loopback (the server's own time plus the wait in the socket queue and for the client
@@ -122,6 +124,9 @@ def timed(name: str, work) -> None:
 
 def history_seed() -> None:
     """What the reports read and bench_sales does not seed, each part added once."""
+    from marketing_seed import marketing_history_seed
+
+    from campaigns.models import CampaignMember
     from contacts.models import Activity, Task
     from crm.users.models import Team
     from tracking.models import LifecycleChange
@@ -134,6 +139,8 @@ def history_seed() -> None:
         timed("seed_opportunities_activities", opportunities_activities_seed)
     if not Task.objects.exists():
         timed("seed_tasks", tasks_seed)
+    if not CampaignMember.objects.exists():
+        timed("seed_marketing", marketing_history_seed)
 
 
 def salespeople() -> list[int]:
@@ -367,10 +374,11 @@ def tasks_seed() -> None:
 
 
 def rollups_bring_up_to_date() -> None:
-    """Rebuild the report rollups from scratch (timed), then add a day's worth of new work and
-    time the incremental refresh that Celery beat runs."""
+    """Rebuild the report rollups from scratch (timed), then add a burst of new work and time
+    the incremental refresh that Celery beat runs."""
     from django.db import connection
     from django.utils import timezone
+    from marketing_seed import recent_activity_seed
 
     from reports.activity import activity_rollup_refresh
     from reports.attribution import marketing_rollup_refresh
@@ -378,6 +386,8 @@ def rollups_bring_up_to_date() -> None:
 
     timed("activity_rollup_rebuild", lambda: activity_rollup_refresh(rebuild=True))
     timed("lifecycle_rollup_rebuild", lambda: lifecycle_rollup_refresh(rebuild=True))
+    timed("marketing_rollup_rebuild", lambda: marketing_rollup_refresh(rebuild=True))
+    recent_activity_seed()
     rng = random.Random()
     now = timezone.now()
     people = salespeople()
