@@ -149,8 +149,9 @@ def recent_activity_seed(*, contacts: int = 2000, seed: int | None = None) -> No
         cursor.execute(
             "INSERT INTO campaigns_campaignmember (campaign_id, contact_id, status, added_at, "
             "updated_at) SELECT (%s::bigint[])[1 + (c %% %s)], c, 'responded', now(), now() "
-            "FROM (SELECT DISTINCT unnest(%s::bigint[]) AS c) chosen ON CONFLICT (campaign_id, contact_id) DO UPDATE "
-            "SET status = 'responded', updated_at = now()",
+            "FROM (SELECT DISTINCT unnest(%s::bigint[]) AS c) chosen "
+            "ON CONFLICT (campaign_id, contact_id) "
+            "DO UPDATE SET status = 'responded', updated_at = now()",
             [campaigns, len(campaigns), chosen],
         )
         cursor.execute(

@@ -1,6 +1,9 @@
 """Marketing attribution: which campaigns touched the people behind each lead, opportunity and
-won customer, kept as rollups (reports.models.MarketingTouch, MarketingCredit, WonDeal) that the
-marketing and acquisition-cost pages read.
+won customer, kept as rollups that the marketing and acquisition-cost pages read: the touches
+with each lead's attribution (MarketingTouch), each campaign's share of each opportunity
+(MarketingCredit, worked out with window functions over the touches), won deals with their
+source (WonDeal), and those summed by day and campaign (MarketingDay) and by month, campaign
+and slice (MarketingMonth).
 
 Definitions (the reports' help text says the same in fewer words):
 
@@ -23,16 +26,18 @@ Definitions (the reports' help text says the same in fewer words):
   opportunities. First touch gives the whole opportunity to the earliest of those touches,
   last touch to the latest, even split 1/n to each (a campaign that touched two of the
   account's people gets two shares). Opportunities without touches are credited to nobody.
-- An opportunity counts in the period it was created; its win (and revenue, its amount) in the
-  period of `closed_at` when its stage is a won stage. A **won customer** is an account whose
-  earliest win is that opportunity: credited like the opportunity, in the period of that win.
+- An opportunity counts in the period it was created; its win (and revenue, its amount as
+  entered, whatever the currency) in the period of `closed_at` when its stage is a won stage.
+  A **won customer** is an account whose earliest win is that opportunity: credited like the
+  opportunity, in the period of that win.
 
 Freshness: `marketing_rollup_refresh` runs from Celery beat every few minutes in each tenant
-(reports.tasks). It reads only what changed since the last run (campaign members, form
-submissions, contacts, accounts and opportunities changed since then, with a margin for
-transactions that committed late) and recomputes the accounts those changes reach. Once a day
-it rebuilds everything, which also drops what deletions, renamed campaigns, moved contacts and
-changed product types left behind.
+(reports.marketing_tasks). It reads only what changed since the last run (campaign members,
+form submissions, contacts, accounts and opportunities changed since then, with a margin for
+transactions that committed late), recomputes the touches and the accounts those changes
+reach, and adds the difference (the recomputed rows before and after) to the daily and monthly
+sums. Once a day it rebuilds everything, which also drops what deletions, renamed campaigns,
+contacts moved to another account and changed product types left behind.
 """
 
 from datetime import datetime, timedelta

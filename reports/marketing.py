@@ -238,7 +238,7 @@ def customer_size(*, start: date, end: date, by: str) -> list[SizeRow]:
             FROM reports_wondeal d {join}
             WHERE d.won_at >= %s AND d.won_at < %s
             GROUP BY 1
-            ORDER BY 5 DESC, 1
+            ORDER BY 5 DESC, 2 DESC, 1
             """,
             [since, until],
         )
