@@ -27,8 +27,6 @@ REPORTS.append(
     )
 )
 
-CHART_ROWS = 20
-
 
 @login_required
 @require("reports.marketing")
@@ -66,7 +64,9 @@ def acquisition_cost_report(request):
                 for row in [*cube.rows, cube.total]
             ),
         )
-    charted = [row for row in cube.rows if row.acquisition_cost is not None][:CHART_ROWS]
+    # The chart reads the first dimension alone: a bar for each of its values.
+    charted = [row for row in costs.first_dimension(cube) if row.acquisition_cost is not None]
+    model = Attribution(values["model"]).label.lower()
     return render(
         request,
         "reports/cost_acquisition.html",
@@ -77,9 +77,9 @@ def acquisition_cost_report(request):
             "freshness": freshness(),
             "csv_query": csv_query(request),
             "chart": bar_chart(
-                labels=[" / ".join(row.labels) for row in charted],
+                labels=[row.labels[0] for row in charted],
                 series={"Acquisition cost": [float(row.acquisition_cost) for row in charted]},
-                title=f"Cost per won customer ({Attribution(values['model']).label.lower()})",
+                title=f"Cost per won customer by {header[0].lower()} ({model})",
             )
             if charted
             else None,

@@ -266,6 +266,17 @@ def acquisition_cost(
     return CostCube(dimensions=order, rows=rows, total=_rounded(total), shows_leads=shows_leads)
 
 
+def first_dimension(cube: CostCube) -> list[CostRow]:
+    """The cube summed over all but its first dimension: a row for each of its values, in the
+    cube's order."""
+    rows: dict[str, CostRow] = {}
+    for row in cube.rows:
+        found = rows.setdefault(row.labels[0], CostRow(labels=row.labels[:1], leads=None))
+        found.cost += row.cost
+        found.customers += row.customers
+    return list(rows.values())
+
+
 def _key(dimension: str, value) -> object:
     if dimension == Dimension.PERIOD:
         return value

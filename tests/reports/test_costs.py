@@ -16,7 +16,12 @@ from django_tenants.utils import schema_context
 
 from campaigns.models import Campaign
 from crm.users.models import Role, User
-from reports.costs import acquisition_cost, actual_cost_split, cost_entries_save
+from reports.costs import (
+    acquisition_cost,
+    actual_cost_split,
+    cost_entries_save,
+    first_dimension,
+)
 from reports.models import CostEntry
 from tests.reports.test_marketing import ALPHA, BETA, YEAR, build_data_set, log_in
 from tracking.models import AuditEntry
@@ -129,6 +134,18 @@ def test_untagged_cost_stays_on_its_own_row_and_tags_match_in_any_case(data):
         ("north", d(3100), 1, d(3100), 1, d(3100)),
         ("South", d(0), 1, d(0), 2, d(0)),
         ("(not tagged)", d(5500), 0, None, 1, d(5500)),
+    ]
+
+
+def test_the_chart_sums_the_cube_over_all_but_its_first_dimension(data):
+    cube = acquisition_cost(**YEAR, model="first", dimensions=["tool", "territory"], period="month")
+    assert [
+        (row.labels, row.cost, row.customers, row.acquisition_cost) for row in first_dimension(cube)
+    ] == [
+        (("Advertising",), d(500), 0, None),
+        (("E-mail",), d(5900), 1, d(5900)),
+        (("Event / trade show",), d(1000), 1, d(1000)),
+        (("Web",), d(1200), 0, None),
     ]
 
 
@@ -305,6 +322,7 @@ def test_the_cube_page_with_two_dimensions_its_csv_and_bad_filters(client, data)
     }
     page = client.get("/reports/acquisition-cost/", query, **ALPHA)
     assert page.status_code == 200 and "<svg" in page.content.decode()
+    assert "Cost per won customer by marketing tool" in page.content.decode()
     lines = (
         client.get("/reports/acquisition-cost/", {**query, "format": "csv"}, **ALPHA)
         .content.decode()
