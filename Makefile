@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: run test lint bench bench-platform bench-sales bench-api bench-campaigns bench-reports browser
+.PHONY: run test lint bench bench-platform bench-sales bench-api bench-campaigns bench-reports bench-tracking browser
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -63,3 +63,10 @@ bench-campaigns: $(STAMP)
 # BENCH_REUSE=1 with DATABASE_URL and REDIS_URL reuses a tenant seeded before (adding what it lacks).
 bench-reports: $(STAMP)
 	$(VENV)/bin/python -W ignore bench/bench_reports.py
+
+# BENCH_RATE (events/s offered, default 10,000) for BENCH_SECONDS (default 25), BENCH_VISITORS
+# (default 20,000, BENCH_IDENTIFIED of them identified, default 0.2), BENCH_CONTACTS (default
+# 20,000), BENCH_FLAT_SECONDS (default 10) and BENCH_LAG_RATE / BENCH_LAG_SECONDS (default 2,000
+# events/s for 20 s) scale it; BENCH_PROFILE=<s> profiles the drain in-process for s seconds.
+bench-tracking: $(STAMP)
+	$(VENV)/bin/python -W ignore bench/bench_tracking.py
