@@ -9,7 +9,7 @@ from reports.activity_forms import ActivityForm
 from reports.charts import line_chart
 from reports.exports import csv_response, wants_csv
 from reports.rollup_tasks import activity_rollup
-from reports.rollups import NOT_COUNTED, rollup_count_soon
+from reports.rollups import NOT_COUNTED, chart_drawn_once, rollup_count_soon
 from reports.views import REPORTS, Report
 
 REPORTS.append(
@@ -74,7 +74,8 @@ def activity_report(request):
         "problems": problems,
         "freshness": freshness or NOT_COUNTED,
         "csv_query": _csv_query(request),
-        "chart": line_chart(
+        "chart": chart_drawn_once(
+            line_chart,
             labels=labels,
             series={
                 label: [getattr(report.by_week[week], name) for week in report.weeks]

@@ -10,7 +10,7 @@ from reports.exports import csv_response, wants_csv
 from reports.filters import periods
 from reports.lifecycle_forms import GROUP_BY, LifecycleForm
 from reports.rollup_tasks import lifecycle_rollup
-from reports.rollups import NOT_COUNTED, rollup_count_soon
+from reports.rollups import NOT_COUNTED, chart_drawn_once, rollup_count_soon
 from reports.views import REPORTS, Report
 
 REPORTS.append(
@@ -93,7 +93,8 @@ def lifecycle_report(request):
         "problems": problems,
         "freshness": freshness or NOT_COUNTED,
         "csv_query": _csv_query(request),
-        "chart": funnel_chart(
+        "chart": chart_drawn_once(
+            funnel_chart,
             steps=funnel,
             title=f"Contacts entering each stage, {chosen[0].label} to {chosen[-1].label}",
         )

@@ -1,13 +1,15 @@
 """What the report rollups share: their state row (locked while one is brought up to date, so
-two refreshes never interleave), a first count queued from the page, and the line a report page
-shows about how fresh they are."""
+two refreshes never interleave), a first count queued from the page, the line a report page
+shows about how fresh they are, and their charts drawn once."""
 
+import hashlib
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
+from django.utils.safestring import SafeString, mark_safe
 
 from reports.models import RollupState
 
@@ -54,3 +56,18 @@ def rollup_freshness(name: str, *, every_minutes: int, caveat: str, now=None) ->
     ago = "less than a minute ago" if minutes < 1 else f"{minutes:.0f} min ago"
     when = timezone.localtime(state.refreshed_at).strftime("%Y-%m-%d %H:%M %Z")
     return f"Counted at {when} ({ago}); recounted every {every_minutes} minutes. {caveat}"
+
+
+def chart_drawn_once(draw, **inputs) -> SafeString:
+    """`draw(**inputs)` (a reports.charts function), kept in the cache under a digest of its
+    inputs: a rollup's numbers change only when it is refreshed, and drawing the same chart
+    again is a third of a page's time. The key is the inputs themselves, so a kept chart is
+    never out of date."""
+    digest = hashlib.sha256(repr(sorted(inputs.items())).encode()).hexdigest()
+    key = f"reports:chart:{draw.__name__}:{digest}"
+    svg = cache.get(key)
+    if svg is None:
+        svg = str(draw(**inputs))
+        cache.set(key, svg, timeout=3600)
+    # Drawn by reports.charts, which escapes every label and value.
+    return mark_safe(svg)

@@ -16,8 +16,10 @@ from contacts.services import task_set_done
 from crm.users.models import Role, Team, User
 from opportunities.models import Opportunity, Stage
 from reports.activity import Counts, activity_report, activity_rollup_refresh, monday
+from reports.charts import line_chart
 from reports.models import ActivityWeek, LifecycleStat
 from reports.rollup_tasks import activity_rollup, lifecycle_rollup
+from reports.rollups import chart_drawn_once
 from tests.conftest import host
 
 # Week 1 runs Monday 2 March to Sunday 8 March 2026, week 2 from Monday 9 March.
@@ -288,3 +290,15 @@ def test_beat_s_tasks_count_in_the_tenant_that_queued_them(committed_tenant, cel
         entry = settings.CELERY_BEAT_SCHEDULE[f"{name}-rollup"]
         assert entry["args"] == [f"reports.rollup_tasks.{name}_rollup"]
     assert "reports.rollup_tasks" in settings.CELERY_IMPORTS
+
+
+def test_a_chart_is_drawn_once_for_the_same_numbers(in_alpha):
+    numbers = {"labels": ["02 Mar", "09 Mar"], "series": {"Calls": [9, 1]}}
+
+    first = chart_drawn_once(line_chart, **numbers)
+    again = chart_drawn_once(line_chart, **numbers)
+    other = chart_drawn_once(line_chart, **{**numbers, "series": {"Calls": [9, 2]}})
+
+    # Each drawing has an id of its own: the same string is the kept drawing.
+    assert first == again and first.startswith("<svg")
+    assert other != first and "<script" not in other
