@@ -4,14 +4,17 @@ The live server is a separate process, so it sees only committed rows: these tes
 own tenants (`committed_tenant`, or the sign-up form) instead of using the `db` fixture.
 """
 
+import functools
 import os
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
 from contextlib import contextmanager
 from dataclasses import dataclass
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import quote
 
@@ -175,3 +178,41 @@ def log_in(page, live_app, slug: str, email: str, password: str = PASSWORD) -> N
     page.fill("#id_username", email)
     page.fill("#id_password", password)
     page.click("button[type=submit]")
+
+
+# --- the tenant's own website, with the tracking snippet ------------------------------------
+
+SNIPPET_PAGE = """<!doctype html><html><head><title>{title}</title>
+<script>window.crm=window.crm||function(){{(crm.q=crm.q||[]).push(arguments)}};</script>
+<script async src="{crm}/static/tracking/crm.js"></script></head>
+<body><h1>{title}</h1>{body}</body></html>"""
+
+
+@pytest.fixture
+def website(tmp_path):
+    """The tenant's own website: static pages served from another origin (another port);
+    returns the folder to write them into and the site's origin."""
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield tmp_path, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def eventually(check, timeout=30) -> bool:
+    """Whether `check()` comes true within `timeout` seconds (polled every 0.2 s)."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
+def accepted_events(tenant) -> int:
+    """How many website events the ingest endpoint has accepted for the tenant."""
+    from tracking import buffer
+
+    counters = buffer.client().hgetall(buffer.counters_key(tenant.schema_name))
+    return int(counters.get(b"accepted_events", 0))

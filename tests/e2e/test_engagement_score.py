@@ -4,11 +4,6 @@ the contact crosses the threshold, so the owner finds them on the ready-to-talk 
 e-mail saying why, and their 360-degree page shows the earlier page views, the score with its
 sparkline and reasons, and the stage history."""
 
-import functools
-import threading
-import time
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
-
 import pytest
 from django.db import connection
 from django.urls import reverse
@@ -16,47 +11,15 @@ from django_tenants.utils import schema_context
 from playwright.sync_api import expect
 
 from contacts.models import Contact
-from crm.embedded import free_port
 from crm.users.models import User
 from leads.services import lead_form_create
 from tests.conftest import PASSWORD
-from tests.e2e.conftest import log_in
-from tracking import buffer
+from tests.e2e.conftest import SNIPPET_PAGE, accepted_events, eventually, log_in
 from tracking.models import Visitor
 from tracking.selectors import tracking_settings
 from tracking.tasks import tracking_drains_dispatch
 
 pytestmark = pytest.mark.e2e
-
-PAGE = """<!doctype html><html><head><title>{title}</title>
-<script>window.crm=window.crm||function(){{(crm.q=crm.q||[]).push(arguments)}};</script>
-<script async src="{crm}/static/tracking/crm.js"></script></head>
-<body><h1>{title}</h1>{body}</body></html>"""
-
-
-@pytest.fixture
-def website(tmp_path):
-    """The tenant's own website: static pages on another origin (another port)."""
-    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(tmp_path))
-    server = ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield tmp_path, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-
-
-def eventually(check, timeout=30) -> bool:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.2)
-    return True
-
-
-def accepted(tenant) -> int:
-    counters = buffer.client().hgetall(buffer.counters_key(tenant.schema_name))
-    return int(counters.get(b"accepted_events", 0))
 
 
 def test_a_prospect_who_reads_pricing_and_fills_a_form_is_ready_to_talk(
@@ -75,13 +38,15 @@ def test_a_prospect_who_reads_pricing_and_fills_a_form_is_ready_to_talk(
         api_url = crm + reverse("leads:form_api", args=[form.key])
     connection.set_schema_to_public()
     (folder / "index.html").write_text(
-        PAGE.format(title="Home", crm=crm, body='<a href="/pricing.html">Pricing</a>')
+        SNIPPET_PAGE.format(title="Home", crm=crm, body='<a href="/pricing.html">Pricing</a>')
     )
     (folder / "pricing.html").write_text(
-        PAGE.format(title="Pricing", crm=crm, body='<a href="/demo.html">Ask for a demo</a>')
+        SNIPPET_PAGE.format(
+            title="Pricing", crm=crm, body='<a href="/demo.html">Ask for a demo</a>'
+        )
     )
     (folder / "demo.html").write_text(
-        PAGE.format(
+        SNIPPET_PAGE.format(
             title="Demo",
             crm=crm,
             body=f'<form data-crm-form="{api_url}" method="post"></form>'
@@ -110,7 +75,7 @@ def test_a_prospect_who_reads_pricing_and_fills_a_form_is_ready_to_talk(
     visit.click("text=Pricing")
     expect(visit.locator("h1")).to_have_text("Pricing")
     visit.click("text=Ask for a demo")
-    assert eventually(lambda: accepted(tenant) >= 3)
+    assert eventually(lambda: accepted_events(tenant) >= 3)
     with django_db_blocker.unblock():
         assert tracking_drains_dispatch.delay().get(timeout=30) >= 1
     vid = {c["name"]: c["value"] for c in visitor_context.cookies(site)}["crm_vid"]

@@ -2,11 +2,6 @@
 snippet) anonymously, then fills a lead form embedded there; the contact's 360-degree page then
 shows the page views from before the form, the score they made and the stage."""
 
-import functools
-import threading
-import time
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
-
 import pytest
 from django.db import connection
 from django.urls import reverse
@@ -14,47 +9,15 @@ from django_tenants.utils import schema_context
 from playwright.sync_api import expect
 
 from contacts.models import Contact
-from crm.embedded import free_port
 from crm.users.models import User
 from leads.services import lead_form_create
 from tests.conftest import PASSWORD
-from tests.e2e.conftest import log_in
+from tests.e2e.conftest import SNIPPET_PAGE, accepted_events, eventually, log_in
 from tracking import buffer
 from tracking.models import Visitor
 from tracking.tasks import tracking_drains_dispatch
 
 pytestmark = pytest.mark.e2e
-
-PAGE = """<!doctype html><html><head><title>{title}</title>
-<script>window.crm=window.crm||function(){{(crm.q=crm.q||[]).push(arguments)}};</script>
-<script async src="{crm}/static/tracking/crm.js"></script></head>
-<body><h1>{title}</h1>{body}</body></html>"""
-
-
-@pytest.fixture
-def website(tmp_path):
-    """The tenant's website: static pages served from another origin (another port)."""
-    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(tmp_path))
-    server = ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield tmp_path, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-
-
-def wait_for(check, timeout=30):
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.2)
-    return True
-
-
-def accepted_events(tenant) -> int:
-    counters = buffer.client().hgetall(buffer.counters_key(tenant.schema_name))
-    return int(counters.get(b"accepted_events", 0))
 
 
 def test_page_views_before_a_lead_form_show_on_the_contacts_page(
@@ -69,10 +32,10 @@ def test_page_views_before_a_lead_form_show_on_the_contacts_page(
         api_url = crm + reverse("leads:form_api", args=[lead_form.key])
     connection.set_schema_to_public()
     (folder / "index.html").write_text(
-        PAGE.format(title="Home", crm=crm, body='<a href="/pricing.html">Pricing</a>')
+        SNIPPET_PAGE.format(title="Home", crm=crm, body='<a href="/pricing.html">Pricing</a>')
     )
     (folder / "pricing.html").write_text(
-        PAGE.format(
+        SNIPPET_PAGE.format(
             title="Pricing",
             crm=crm,
             body='<p data-crm-product-sku="PRO-1" data-crm-product-name="Pro plan">Pro</p>'
@@ -80,7 +43,7 @@ def test_page_views_before_a_lead_form_show_on_the_contacts_page(
         )
     )
     (folder / "demo.html").write_text(
-        PAGE.format(
+        SNIPPET_PAGE.format(
             title="Demo",
             crm=crm,
             body=f'<form data-crm-form="{api_url}" method="post"></form>'
@@ -103,12 +66,12 @@ def test_page_views_before_a_lead_form_show_on_the_contacts_page(
     visit.click("text=Pricing")
     expect(visit.locator("h1")).to_have_text("Pricing")
     visit.click("text=Ask for a demo")
-    assert wait_for(lambda: accepted_events(tenant) >= 4)
+    assert eventually(lambda: accepted_events(tenant) >= 4)
     with django_db_blocker.unblock():
         assert tracking_drains_dispatch.delay().get(timeout=30) >= 1
     cookies = {c["name"]: c["value"] for c in visitor_context.cookies(site)}
     with django_db_blocker.unblock(), schema_context(tenant.schema_name):
-        assert wait_for(lambda: Visitor.objects.filter(pk=cookies["crm_vid"]).exists())
+        assert eventually(lambda: Visitor.objects.filter(pk=cookies["crm_vid"]).exists())
         assert Visitor.objects.get(pk=cookies["crm_vid"]).contact is None
     connection.set_schema_to_public()
 
@@ -163,10 +126,10 @@ def test_an_email_click_token_and_the_pages_own_calls_reach_the_contact(
         token = visitor_token(contact_id=ann.pk)
         secret = tracking_settings().identify_secret
     connection.set_schema_to_public()
-    (folder / "shop.html").write_text(PAGE.format(title="Shop", crm=crm, body=SHOP))
+    (folder / "shop.html").write_text(SNIPPET_PAGE.format(title="Shop", crm=crm, body=SHOP))
     signature = identify_signature(secret, "bob@example.test")
     (folder / "account.html").write_text(
-        PAGE.format(
+        SNIPPET_PAGE.format(
             title="Account",
             crm=crm,
             body="<script>crm('identify', {email: 'bob@example.test', "
@@ -178,13 +141,13 @@ def test_an_email_click_token_and_the_pages_own_calls_reach_the_contact(
     ann_context = browser.new_context()
     shop = ann_context.new_page()
     shop.goto(f"{site}/shop.html?crm_vt={token}&ref=mail")
-    assert wait_for(lambda: "crm_vt" not in shop.url)
+    assert eventually(lambda: "crm_vt" not in shop.url)
     assert shop.url.endswith("/shop.html?ref=mail")
     # Bob signs in on the site: the page identifies him with the signature of his address.
     bob_context = browser.new_context()
     bob_context.new_page().goto(f"{site}/account.html")
-    assert wait_for(lambda: accepted_events(tenant) >= 4)
-    assert wait_for(
+    assert eventually(lambda: accepted_events(tenant) >= 4)
+    assert eventually(
         lambda: (
             int(
                 buffer.client().hget(buffer.counters_key(tenant.schema_name), "accepted_requests")
@@ -198,8 +161,8 @@ def test_an_email_click_token_and_the_pages_own_calls_reach_the_contact(
     with django_db_blocker.unblock():
         tracking_drains_dispatch.delay().get(timeout=30)
         with schema_context(tenant.schema_name):
-            assert wait_for(lambda: Contact.objects.filter(email="bob@example.test").exists())
-            assert wait_for(lambda: TimelineEntry.objects.filter(contact=ann).count() >= 3)
+            assert eventually(lambda: Contact.objects.filter(email="bob@example.test").exists())
+            assert eventually(lambda: TimelineEntry.objects.filter(contact=ann).count() >= 3)
             entries = {e.kind: e for e in TimelineEntry.objects.filter(contact=ann)}
             assert entries["purchase"].summary == "Bought order A-1 for 42.50 EUR"
             assert entries["purchase"].detail == "2 x Kettle"
