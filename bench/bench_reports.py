@@ -8,13 +8,15 @@ created over three years; opportunities opened over two years, each with its sta
 closed 10 to 150 days after it opened; 1.1 million calls, meetings, e-mails, letters and notes
 (about a third of them on the opportunities), 400,000 tasks, most of them done, and a
 life-cycle ledger of about two million stage changes (six contacts in seven moved through the
-stages, forwards and sometimes back); every activity and stage change is on the timeline too.
+stages, forwards and sometimes back); every activity and stage change is on the timeline too;
+the deals' audit trail (half of them with a next step changed, one in seven with its expected
+close date pushed a month later).
 
 The marketing reports' history comes from bench/marketing_seed.py (campaigns with their costs,
-members, sources and forms). The activity, life-cycle and marketing rollups are rebuilt (timed:
-`_rebuild_s`), then refreshed incrementally (timed: `_refresh_s`) after new work: 2,000
-activities, 300 tasks done, stage changes of up to 2,000 contacts, and marketing_seed's recent
-clicks, responses and deals. Every report page
+members, sources and forms). The activity, pipeline-movement, life-cycle and marketing rollups
+are rebuilt (timed: `_rebuild_s`), then refreshed incrementally (timed: `_refresh_s`) after new
+work: 2,000 activities, 300 tasks done, 500 deals changed, stage changes of up to 2,000
+contacts, and marketing_seed's recent clicks, responses and deals. Every report page
 registered in reports.views.REPORTS is then opened with its default filters by the tenant's
 admin (whose reports cover everyone): `reports.<report>_p50` and `_p95` are the clients' times
 over loopback (the server's own time plus the wait in the socket queue and for the client
@@ -132,7 +134,7 @@ def history_seed() -> None:
     from campaigns.models import CampaignMember
     from contacts.models import Activity, Task
     from crm.users.models import Team
-    from tracking.models import LifecycleChange
+    from tracking.models import AuditEntry, LifecycleChange
 
     if not Team.objects.filter(name="Bench team 1").exists():
         timed("seed_people", people_seed)
@@ -144,6 +146,8 @@ def history_seed() -> None:
         timed("seed_tasks", tasks_seed)
     if not CampaignMember.objects.exists():
         timed("seed_marketing", marketing_history_seed)
+    if not AuditEntry.objects.filter(model="opportunities.opportunity").exists():
+        timed("seed_audit", audit_seed)
 
 
 def salespeople() -> list[int]:
@@ -376,6 +380,31 @@ def tasks_seed() -> None:
         )
 
 
+def audit_seed() -> None:
+    """The opportunities' audit trail: half the deals had their next step changed once, and
+    one in seven had its expected close date pushed a month later (pipeline movement's
+    slips), some time in their first three months."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        for share, changes in (
+            (0.5, "jsonb_build_object('next_step', jsonb_build_array('Call', 'Demo'))"),
+            (
+                1 / 7,
+                "jsonb_build_object('expected_close', "
+                "jsonb_build_array(o.expected_close - 30, o.expected_close))",
+            ),
+        ):
+            cursor.execute(
+                "INSERT INTO tracking_auditentry (model, object_id, action, changes, actor_id, at) "
+                f"SELECT 'opportunities.opportunity', o.id, 'updated', {changes}, o.owner_id, "
+                "least(now(), o.created_at + random() * interval '90 days') "
+                "FROM opportunities_opportunity o "
+                "WHERE o.expected_close IS NOT NULL AND random() < %s",
+                [share],
+            )
+
+
 def rollups_bring_up_to_date() -> None:
     """Rebuild the report rollups from scratch (timed), then add a burst of new work and time
     the incremental refresh that Celery beat runs."""
@@ -386,8 +415,10 @@ def rollups_bring_up_to_date() -> None:
     from reports.activity import activity_rollup_refresh
     from reports.attribution import marketing_rollup_refresh
     from reports.lifecycle import lifecycle_rollup_refresh
+    from reports.movement import movement_rollup_refresh
 
     timed("activity_rollup_rebuild", lambda: activity_rollup_refresh(rebuild=True))
+    timed("movement_rollup_rebuild", lambda: movement_rollup_refresh(rebuild=True))
     timed("lifecycle_rollup_rebuild", lambda: lifecycle_rollup_refresh(rebuild=True))
     timed("marketing_rollup_rebuild", lambda: marketing_rollup_refresh(rebuild=True))
     recent_activity_seed()
@@ -431,7 +462,20 @@ def rollups_bring_up_to_date() -> None:
             "WHERE id = ANY(%s) AND lifecycle_stage IN ('awareness', 'education')",
             [contacts],
         )
+        # 500 deals worked on: their amounts changed, 200 of them with a stage-history row.
+        cursor.execute(
+            "UPDATE opportunities_opportunity SET amount = amount + 100, updated_at = now() "
+            "WHERE id IN (SELECT id FROM opportunities_opportunity ORDER BY random() LIMIT 500)"
+        )
+        cursor.execute(
+            "INSERT INTO opportunities_stagechange "
+            "(opportunity_id, from_stage_id, to_stage_id, changed_at, changed_by_id) "
+            "SELECT o.id, o.stage_id, o.stage_id, now(), o.owner_id "
+            "FROM opportunities_opportunity o WHERE o.updated_at >= %s LIMIT 200",
+            [now],
+        )
     timed("activity_rollup_refresh", activity_rollup_refresh)
+    timed("movement_rollup_refresh", movement_rollup_refresh)
     timed("lifecycle_rollup_refresh", lifecycle_rollup_refresh)
     timed("marketing_rollup_refresh", marketing_rollup_refresh)
 

@@ -247,12 +247,19 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60.0,
         "args": ["tracking.tasks.tracking_drain"],
     },
-    # The activity and life-cycle reports' rollups: incrementally, and rebuilt once a day.
+    # The activity, pipeline-movement and life-cycle reports' rollups: incrementally, and rebuilt
+    # once a day.
     "activity-rollup": {
         "task": "crm.tenants.tasks.for_each_tenant",
         "schedule": 600.0,
         "args": ["reports.rollup_tasks.activity_rollup"],
         "options": {"expires": 540},
+    },
+    "movement-rollup": {
+        "task": "crm.tenants.tasks.for_each_tenant",
+        "schedule": 300.0,
+        "args": ["reports.rollup_tasks.movement_rollup"],
+        "options": {"expires": 240},
     },
     "lifecycle-rollup": {
         "task": "crm.tenants.tasks.for_each_tenant",

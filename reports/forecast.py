@@ -131,7 +131,7 @@ def period_choices(today: date, *, years_back: int = 3) -> list:
     ]
 
 
-def _moment(day: date) -> datetime:
+def day_start(day: date) -> datetime:
     """The start of a day in the site's time zone: periods are calendar days there."""
     return datetime.combine(day, time.min, tzinfo=timezone.get_current_timezone())
 
@@ -182,14 +182,14 @@ def _open_in(period: Period) -> Q:
 
 
 def _closed_in(period: Period, *, won: bool) -> Q:
-    closed = Q(closed_at__gte=_moment(period.start), closed_at__lt=_moment(period.end))
+    closed = Q(closed_at__gte=day_start(period.start), closed_at__lt=day_start(period.end))
     return closed & (Q(stage__is_won=True) if won else Q(stage__is_lost=True))
 
 
 def _advanced_in(period: Period) -> Q:
     moves = StageChange.objects.filter(
-        changed_at__gte=_moment(period.start),
-        changed_at__lt=_moment(period.end),
+        changed_at__gte=day_start(period.start),
+        changed_at__lt=day_start(period.end),
         from_stage__isnull=False,
         to_stage__position__gt=F("from_stage__position"),
         to_stage__is_won=False,
@@ -205,8 +205,8 @@ def _slipped_in(period: Period) -> Q:
         AuditEntry.objects.filter(
             model=Opportunity._meta.label_lower,
             action="updated",
-            at__gte=_moment(period.start),
-            at__lt=_moment(period.end),
+            at__gte=day_start(period.start),
+            at__lt=day_start(period.end),
             changes__has_key="expected_close",
         )
         .alias(before=KT("changes__expected_close__0"), after=KT("changes__expected_close__1"))
@@ -232,7 +232,7 @@ def measure_filter(measure: str, period: Period) -> Q:
     if measure == "lost":
         return _closed_in(period, won=False)
     if measure == "entered":
-        return Q(created_at__gte=_moment(period.start), created_at__lt=_moment(period.end))
+        return Q(created_at__gte=day_start(period.start), created_at__lt=day_start(period.end))
     if measure == "advanced":
         return _advanced_in(period)
     if measure == "slipped":
@@ -512,11 +512,11 @@ def past_accuracy(
         snapshots.filter(
             period_kind=kind,
             period_start__in=[p.start for p in ended],
-            taken_at__gte=_moment(ended[0].start),
+            taken_at__gte=day_start(ended[0].start),
         )
     ):
         period = period_of(kind, start)
-        if point.taken_at >= _moment(period.start) and start not in first:
+        if point.taken_at >= day_start(period.start) and start not in first:
             first[start] = point
     won = (
         scoped_opportunities(user, scope)
@@ -558,7 +558,7 @@ def forecast_snapshots_take(*, now: datetime | None = None) -> int:
         )
     day = timezone.localtime(now).date()
     taken_today = set(
-        ForecastSnapshot.objects.filter(taken_at__gte=_moment(day)).values_list(
+        ForecastSnapshot.objects.filter(taken_at__gte=day_start(day)).values_list(
             "period_kind", "period_start"
         )
     )

@@ -1,4 +1,5 @@
-"""The sales forecast, its drill-down, and pipeline movement (queries in reports.forecast)."""
+"""The sales forecast, its drill-down, and pipeline movement (queries in reports.forecast; the
+movement's rollup in reports.movement)."""
 
 from urllib.parse import urlencode
 
@@ -8,11 +9,13 @@ from django.urls import reverse
 
 from crm.access import can, require
 from crm.pagination import Ordering, keyset_page
-from reports import forecast
+from reports import forecast, movement
 from reports.charts import bar_chart, line_chart
 from reports.exports import csv_response, wants_csv
 from reports.filters import today
 from reports.forecast_forms import DrillDownForm, ForecastForm
+from reports.rollup_tasks import movement_rollup
+from reports.rollups import chart_drawn_once, rollup_count_soon
 from reports.views import REPORTS, Report
 
 REPORTS.extend(
@@ -87,7 +90,8 @@ def _table_row(row: forecast.ForecastRow, values: dict, owner: str | None) -> di
 def _people_chart(rows: list[forecast.ForecastRow]):
     if not rows:
         return None
-    return bar_chart(
+    return chart_drawn_once(
+        bar_chart,
         labels=[row.name for row in rows],
         series={
             label: [float(getattr(row.numbers, measure)) for row in rows]
@@ -99,7 +103,8 @@ def _people_chart(rows: list[forecast.ForecastRow]):
 def _history_chart(history: list[forecast.HistoryPoint] | None):
     if not history:
         return None
-    return line_chart(
+    return chart_drawn_once(
+        line_chart,
         labels=[f"{point.taken_at:%Y-%m-%d}" for point in history],
         series={
             label: [float(getattr(point.numbers, measure)) for point in history]
@@ -247,7 +252,15 @@ def pipeline_movement(request):
     form, values, problems = ForecastForm.read(request.GET, user=request.user)
     period = forecast.period_from_key(values["period"])
     scope = ForecastForm.scope_of(values)
-    rows = forecast.pipeline_movement(request.user, scope, period)
+    freshness = movement.movement_freshness()
+    if freshness is None:
+        # Never counted (a new tenant before beat came by): live figures meanwhile.
+        rollup_count_soon(movement_rollup)
+        rows = forecast.pipeline_movement(request.user, scope, period)
+        freshness = f"{period.label}: live figures as of this moment."
+    else:
+        rows = movement.movement_counted(request.user, scope, period)
+        freshness = f"{period.label}. {freshness}"
     if wants_csv(request):
         return csv_response(
             filename=f"pipeline-movement-{values['period']}",
@@ -263,9 +276,10 @@ def pipeline_movement(request):
             "problems": problems,
             "period": period,
             "period_links": _period_links(values, period),
-            "freshness": f"{period.label}: live figures as of this moment.",
+            "freshness": freshness,
             "csv_query": _csv_query(request),
-            "chart": bar_chart(
+            "chart": chart_drawn_once(
+                bar_chart,
                 labels=[row.label for row in rows],
                 series={"Amount": [float(row.amount) for row in rows]},
             ),

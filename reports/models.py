@@ -119,6 +119,33 @@ class ActivityWeek(models.Model):
         return f"{self.user_id} week of {self.week}"
 
 
+class MovementCell(models.Model):
+    """The pipeline-movement report's rollup: how many deals of one owner and one territory
+    entered, advanced, slipped, were won or were lost (`measure`) in one calendar month,
+    quarter or year, and their amounts as they are now (reports.movement keeps it)."""
+
+    period_kind = models.CharField(max_length=10, choices=Quota.PeriodKind.choices)
+    period_start = models.DateField()
+    measure = models.CharField(max_length=10)
+    # No database link: deleting a user or an account never waits on this table.
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+    )
+    territory = models.CharField(max_length=100, blank=True)
+    deals = models.PositiveIntegerField()
+    amount = models.DecimalField(max_digits=18, decimal_places=2)
+
+    class Meta:
+        indexes = [models.Index(fields=["period_kind", "period_start"], name="movement_period")]
+
+    def __str__(self):
+        return f"{self.period_kind} {self.period_start} {self.measure}: {self.deals}"
+
+
 class LifecycleStay(models.Model):
     """One stay of a contact in a life-cycle stage: when they entered it, when they left it and
     for which stage (empty while they are still there), with the contact's source, territory
