@@ -87,9 +87,15 @@ def lead_and_customer_facts(
     model = Attribution(model)
     months_from, months_until = _whole_months(start, end)
     if months_from == months_until:
-        edges = [(start, end + timedelta(days=1)), (start, start)]
+        edges = [(start, end + timedelta(days=1))]
     else:
-        edges = [(start, months_from), (months_until, end + timedelta(days=1))]
+        # The days before the first whole month and after the last, where there are any: a
+        # single range lets the scan read the index alone.
+        edges = [
+            (first, after)
+            for first, after in ((start, months_from), (months_until, end + timedelta(days=1)))
+            if first < after
+        ]
     params = {
         "tz": settings.TIME_ZONE,
         "firsts": [first for first, _ in buckets],
@@ -101,8 +107,11 @@ def lead_and_customer_facts(
         params[f"since{i}"], params[f"until{i}"] = day_bounds(first, after - timedelta(days=1))
 
     def within(column: str) -> str:
-        return " OR ".join(
-            f"({column} >= %(since{i})s AND {column} < %(until{i})s)" for i in range(len(edges))
+        return (
+            " OR ".join(
+                f"({column} >= %(since{i})s AND {column} < %(until{i})s)" for i in range(len(edges))
+            )
+            or "FALSE"
         )
 
     grouped = ", ".join(GROUPS[name] for name in groups)

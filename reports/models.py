@@ -236,7 +236,22 @@ class MarketingTouch(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["contact", "campaign"], name="marketing_touch_once")
         ]
-        indexes = [models.Index(fields=["lead_at"], name="marketing_touch_lead")]
+        indexes = [
+            # With what the acquisition-cost cube reads of the days outside whole months, so
+            # those are read from the index alone.
+            models.Index(
+                fields=["lead_at"],
+                include=[
+                    "campaign",
+                    "territory",
+                    "customer_type",
+                    "is_first",
+                    "is_last",
+                    "of_touches",
+                ],
+                name="marketing_touch_lead",
+            )
+        ]
 
     def __str__(self):
         return f"{self.campaign_id} touched {self.contact_id} at {self.touched_at}"
@@ -282,9 +297,21 @@ class MarketingCredit(models.Model):
         ]
         indexes = [
             models.Index(fields=["created_at"], name="marketing_credit_created"),
+            # With what the acquisition-cost cube reads of the days outside whole months.
             models.Index(
                 fields=["won_at"],
                 condition=models.Q(won_at__isnull=False),
+                include=[
+                    "campaign",
+                    "territory",
+                    "customer_type",
+                    "product_type",
+                    "first_win",
+                    "touches",
+                    "of_touches",
+                    "is_first",
+                    "is_last",
+                ],
                 name="marketing_credit_won",
             ),
             models.Index(fields=["account"], name="marketing_credit_account"),
