@@ -9,7 +9,9 @@ for headers that are not ASCII. Tests parse its output with the email package.
 """
 
 import quopri
+import re
 import secrets
+import time
 from email.header import Header
 from email.utils import formatdate
 
@@ -20,6 +22,11 @@ from campaigns.templating import RenderedEmail
 
 # RFC 5321: a line is at most 998 octets before its CRLF.
 LONGEST_LINE = 998
+# A plain ASCII address (RFC 5322 dot-atom, a domain of letters, digits and hyphens), which
+# Django's sanitize_address gives back as it is, after a parse costing 60 microseconds.
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_PLAIN_ADDRESS = re.compile(rf"{_ATOM}(?:\.{_ATOM})*@{_LABEL}(?:\.{_LABEL})*")
 
 
 def _header(value: str) -> str:
@@ -52,9 +59,20 @@ class CampaignMime:
         self.from_email = from_email or settings.DEFAULT_FROM_EMAIL
         self.envelope_from = sanitize_address(self.from_email, "utf-8")
         self.from_header = _header(self.envelope_from)
+        self._second = -1
+        self._date_header = ""
 
     def envelope_to(self, to: str) -> str:
+        if _PLAIN_ADDRESS.fullmatch(to):
+            return to
         return sanitize_address(to, "utf-8")
+
+    def _date(self) -> str:
+        # The header of the current second, made once a second.
+        now = int(time.time())
+        if now != self._second:
+            self._second, self._date_header = now, formatdate(now)
+        return self._date_header
 
     def message(self, rendered: RenderedEmail, *, to: str, headers: dict[str, str]) -> bytes:
         boundary = f"=_{secrets.token_hex(16)}"
@@ -62,7 +80,7 @@ class CampaignMime:
             f"From: {self.from_header}",
             f"To: {_header(self.envelope_to(to))}",
             f"Subject: {_header(rendered.subject)}",
-            f"Date: {formatdate(localtime=False)}",
+            f"Date: {self._date()}",
             *(f"{name}: {_header(value)}" for name, value in headers.items()),
             "MIME-Version: 1.0",
             f'Content-Type: multipart/alternative; boundary="{boundary}"',

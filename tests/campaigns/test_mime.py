@@ -3,6 +3,8 @@ message meant: headers, encoded non-ASCII headers, both bodies, and long lines."
 
 from email import message_from_bytes, policy
 
+from django.core.mail.message import sanitize_address
+
 from campaigns.mime import LONGEST_LINE, CampaignMime
 from campaigns.templating import RenderedEmail
 
@@ -77,3 +79,25 @@ def test_a_long_non_ascii_subject_is_folded_onto_crlf_lines_only():
     head = data.split(b"\r\n\r\n", 1)[0]
     assert any(line.startswith(b" =?utf-8?") for line in head.split(b"\r\n"))
     assert _read(data)["Subject"] == " ".join(subject.split())
+
+
+ADDRESSES = [
+    "ada@example.test",
+    "Ada.Lovelace+news@Mail.Example.TEST",
+    "o'neil@example.ie",
+    "a..b@example.test",
+    ".a@example.test",
+    "a b@example.test",
+    "zoë@example.test",
+    "ada@bücher.example",
+    "ada@-example.test",
+    "Ada <ada@example.test>",
+    "ada@" + "b" * 63 + ".test",
+]
+
+
+def test_the_envelope_recipient_is_what_djangos_sanitize_address_makes_of_it():
+    mime = CampaignMime("CRM <no-reply@example.test>")
+
+    for address in ADDRESSES:
+        assert mime.envelope_to(address) == sanitize_address(address, "utf-8"), address
