@@ -11,6 +11,7 @@ for headers that are not ASCII. Tests parse its output with the email package.
 import quopri
 import re
 import secrets
+import smtplib
 import time
 from email.header import Header
 from email.utils import formatdate
@@ -59,6 +60,8 @@ class CampaignMime:
         self.from_email = from_email or settings.DEFAULT_FROM_EMAIL
         self.envelope_from = sanitize_address(self.from_email, "utf-8")
         self.from_header = _header(self.envelope_from)
+        # As smtplib quotes it for MAIL FROM.
+        self.mail_from = smtplib.quoteaddr(self.envelope_from)
         self._second = -1
         self._date_header = ""
 
@@ -66,6 +69,12 @@ class CampaignMime:
         if _PLAIN_ADDRESS.fullmatch(to):
             return to
         return sanitize_address(to, "utf-8")
+
+    def rcpt_to(self, recipient: str) -> str:
+        """An `envelope_to` address as smtplib quotes it for RCPT TO."""
+        if _PLAIN_ADDRESS.fullmatch(recipient):
+            return f"<{recipient}>"
+        return smtplib.quoteaddr(recipient)
 
     def _date(self) -> str:
         # The header of the current second, made once a second.

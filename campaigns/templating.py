@@ -305,6 +305,19 @@ def contact_segment_names(contact_ids) -> dict[int, tuple[str, ...]]:
     return {contact_id: tuple(found) for contact_id, found in names.items()}
 
 
+# The columns email_context reads (a send loads only these for each chunk of recipients).
+CONTEXT_COLUMNS = (
+    *(name for name in MERGE_FIELDS["contact"] if name not in ("full_name", "segments")),
+    *(f"account__{name}" for name in MERGE_FIELDS["account"]),
+)
+
+
+def email_contacts(contact_ids) -> dict[int, Contact]:
+    """The contacts of `contact_ids` by id, with their accounts and only what email_context
+    reads, in one query."""
+    return Contact.objects.select_related("account").only(*CONTEXT_COLUMNS).in_bulk(contact_ids)
+
+
 def email_context(
     contact: Contact, *, segments: tuple[str, ...] = (), unsubscribe_url: str
 ) -> dict:
