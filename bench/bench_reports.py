@@ -13,10 +13,11 @@ the deals' audit trail (half of them with a next step changed, one in seven with
 close date pushed a month later).
 
 The marketing reports' history comes from bench/marketing_seed.py (campaigns with their costs,
-members, sources and forms). The activity, pipeline-movement, life-cycle and marketing rollups
-are rebuilt (timed: `_rebuild_s`), then refreshed incrementally (timed: `_refresh_s`) after new
-work: 2,000 activities, 300 tasks done, 500 deals changed, stage changes of up to 2,000
-contacts, and marketing_seed's recent clicks, responses and deals. Every report page
+members, sources and forms). The activity, deal (forecast and pipeline movement), life-cycle
+and marketing rollups are rebuilt (timed: `_rebuild_s`), then refreshed incrementally (timed:
+`_refresh_s`) after new work: 2,000 activities, 300 tasks done, 500 deals changed, stage
+changes of up to 2,000 contacts, and marketing_seed's recent clicks, responses and deals. Every
+report page
 registered in reports.views.REPORTS is then opened with its default filters by the tenant's
 admin (whose reports cover everyone): `reports.<report>_p50` and `_p95` are the clients' times
 over loopback (the server's own time plus the wait in the socket queue and for the client
@@ -414,11 +415,11 @@ def rollups_bring_up_to_date() -> None:
 
     from reports.activity import activity_rollup_refresh
     from reports.attribution import marketing_rollup_refresh
+    from reports.deal_rollups import deal_rollups_refresh
     from reports.lifecycle import lifecycle_rollup_refresh
-    from reports.movement import movement_rollup_refresh
 
     timed("activity_rollup_rebuild", lambda: activity_rollup_refresh(rebuild=True))
-    timed("movement_rollup_rebuild", lambda: movement_rollup_refresh(rebuild=True))
+    timed("deal_rollups_rebuild", lambda: deal_rollups_refresh(rebuild=True))
     timed("lifecycle_rollup_rebuild", lambda: lifecycle_rollup_refresh(rebuild=True))
     timed("marketing_rollup_rebuild", lambda: marketing_rollup_refresh(rebuild=True))
     recent_activity_seed()
@@ -475,7 +476,7 @@ def rollups_bring_up_to_date() -> None:
             [now],
         )
     timed("activity_rollup_refresh", activity_rollup_refresh)
-    timed("movement_rollup_refresh", movement_rollup_refresh)
+    timed("deal_rollups_refresh", deal_rollups_refresh)
     timed("lifecycle_rollup_refresh", lifecycle_rollup_refresh)
     timed("marketing_rollup_refresh", marketing_rollup_refresh)
 

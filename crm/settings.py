@@ -247,18 +247,18 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60.0,
         "args": ["tracking.tasks.tracking_drain"],
     },
-    # The activity, pipeline-movement and life-cycle reports' rollups: incrementally, and rebuilt
-    # once a day.
+    # The activity, forecast, pipeline-movement and life-cycle reports' rollups: incrementally,
+    # and rebuilt once a day.
     "activity-rollup": {
         "task": "crm.tenants.tasks.for_each_tenant",
         "schedule": 600.0,
         "args": ["reports.rollup_tasks.activity_rollup"],
         "options": {"expires": 540},
     },
-    "movement-rollup": {
+    "deal-rollups": {
         "task": "crm.tenants.tasks.for_each_tenant",
         "schedule": 300.0,
-        "args": ["reports.rollup_tasks.movement_rollup"],
+        "args": ["reports.rollup_tasks.deal_rollups"],
         "options": {"expires": 240},
     },
     "lifecycle-rollup": {

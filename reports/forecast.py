@@ -340,12 +340,16 @@ class Forecast:
     quotas_shown: bool
 
 
-def forecast(user, scope: Scope, period: Period) -> Forecast:
+def forecast(
+    user, scope: Scope, period: Period, numbers: dict[int | None, Numbers] | None = None
+) -> Forecast:
     """The forecast page's table: a row per salesperson with deals or a quota in the period
     (within the scope), and the total. The total's attainment is the closed won of the people
     with a quota over the sum of their quotas. Quotas are per person, so a territory's (or the
-    unowned deals') forecast shows none."""
-    numbers = forecast_by_owner(scoped_opportunities(user, scope), period)
+    unowned deals') forecast shows none. `numbers` per owner, when counted already (the
+    rollup's); otherwise counted live."""
+    if numbers is None:
+        numbers = forecast_by_owner(scoped_opportunities(user, scope), period)
     quotas_shown = not scope.by_territory and scope.owner != NO_OWNER
     quotas: dict[int, Decimal] = {}
     if quotas_shown:
@@ -495,11 +499,26 @@ class Accuracy:
         return self.point and error_percent(self.point.weighted_call, self.actual)
 
 
+def won_by_period(user, scope: Scope, periods: list[Period]) -> dict[date, Decimal]:
+    """What closed won in each of `periods` (consecutive, of one kind), live: {start: amount}."""
+    kind = periods[0].kind
+    won = (
+        scoped_opportunities(user, scope)
+        .filter(_closed_in(Period(kind, periods[0].start, periods[-1].end), won=True))
+        .order_by()
+        .annotate(period=Trunc("closed_at", kind))
+        .values("period")
+        .annotate(total=Sum("amount"))
+    )
+    return {timezone.localtime(group["period"]).date(): group["total"] for group in won}
+
+
 def past_accuracy(
-    user, scope: Scope, kind: str, *, today: date, count: int = 4
+    user, scope: Scope, kind: str, *, today: date, count: int = 4, won=won_by_period
 ) -> list[Accuracy] | None:
     """For the last `count` periods of a kind that have ended: the forecast as the period began
-    (the first snapshot taken in it) against what closed won in it. None for a territory."""
+    (the first snapshot taken in it) against what closed won in it (`won(user, scope,
+    periods)`: live, or the rollup's). None for a territory."""
     snapshots = snapshots_for(user, scope)
     if snapshots is None:
         return None
@@ -518,15 +537,7 @@ def past_accuracy(
         period = period_of(kind, start)
         if point.taken_at >= day_start(period.start) and start not in first:
             first[start] = point
-    won = (
-        scoped_opportunities(user, scope)
-        .filter(_closed_in(Period(kind, ended[0].start, ended[-1].end), won=True))
-        .order_by()
-        .annotate(period=Trunc("closed_at", kind))
-        .values("period")
-        .annotate(total=Sum("amount"))
-    )
-    actual = {timezone.localtime(group["period"]).date(): group["total"] for group in won}
+    actual = won(user, scope, ended)
     return [Accuracy(first.get(p.start), actual.get(p.start, ZERO), p) for p in ended]
 
 

@@ -1,5 +1,5 @@
-"""The sales forecast, its drill-down, and pipeline movement (queries in reports.forecast; the
-movement's rollup in reports.movement)."""
+"""The sales forecast, its drill-down, and pipeline movement (live queries in reports.forecast,
+the rollups the pages read in reports.deal_rollups)."""
 
 from urllib.parse import urlencode
 
@@ -9,12 +9,12 @@ from django.urls import reverse
 
 from crm.access import can, require
 from crm.pagination import Ordering, keyset_page
-from reports import forecast, movement
+from reports import deal_rollups, forecast
 from reports.charts import bar_chart, line_chart
 from reports.exports import csv_response, wants_csv
 from reports.filters import today
 from reports.forecast_forms import DrillDownForm, ForecastForm
-from reports.rollup_tasks import movement_rollup
+from reports.rollup_tasks import deal_rollups as deal_rollups_task
 from reports.rollups import chart_drawn_once, rollup_count_soon
 from reports.views import REPORTS, Report
 
@@ -120,7 +120,18 @@ def forecast_report(request):
     form, values, problems = ForecastForm.read(request.GET, user=request.user)
     period = forecast.period_from_key(values["period"])
     scope = ForecastForm.scope_of(values)
-    result = forecast.forecast(request.user, scope, period)
+    freshness = deal_rollups.deals_freshness()
+    if freshness is None:
+        # Never counted (a new tenant before beat came by): live figures meanwhile.
+        rollup_count_soon(deal_rollups_task)
+        result = forecast.forecast(request.user, scope, period)
+        won = forecast.won_by_period
+        freshness = f"{period.label}: live figures as of this moment."
+    else:
+        numbers = deal_rollups.forecast_counted(request.user, scope, period)
+        result = forecast.forecast(request.user, scope, period, numbers)
+        won = deal_rollups.won_counted
+        freshness = f"{period.label}. {freshness}"
     if wants_csv(request):
         return csv_response(
             filename=f"forecast-{values['period']}",
@@ -136,7 +147,7 @@ def forecast_report(request):
             ],
         )
     history = forecast.forecast_history(request.user, scope, period)
-    accuracy = forecast.past_accuracy(request.user, scope, period.kind, today=today())
+    accuracy = forecast.past_accuracy(request.user, scope, period.kind, today=today(), won=won)
     actual = result.total.numbers.closed_won
     context = {
         "title": "Sales forecast",
@@ -146,12 +157,12 @@ def forecast_report(request):
         "period_links": _period_links(values, period),
         "period_ended": period.end <= today(),
         "freshness": (
-            f"{period.label}: live figures as of this moment"
+            freshness
             + (
-                f"; the last snapshot of this forecast was taken on "
+                f" The last snapshot of this forecast was taken on "
                 f"{history[-1].taken_at:%Y-%m-%d %H:%M} UTC."
                 if history
-                else "."
+                else ""
             )
         ),
         "csv_query": _csv_query(request),
@@ -252,14 +263,14 @@ def pipeline_movement(request):
     form, values, problems = ForecastForm.read(request.GET, user=request.user)
     period = forecast.period_from_key(values["period"])
     scope = ForecastForm.scope_of(values)
-    freshness = movement.movement_freshness()
+    freshness = deal_rollups.deals_freshness()
     if freshness is None:
         # Never counted (a new tenant before beat came by): live figures meanwhile.
-        rollup_count_soon(movement_rollup)
+        rollup_count_soon(deal_rollups_task)
         rows = forecast.pipeline_movement(request.user, scope, period)
         freshness = f"{period.label}: live figures as of this moment."
     else:
-        rows = movement.movement_counted(request.user, scope, period)
+        rows = deal_rollups.movement_counted(request.user, scope, period)
         freshness = f"{period.label}. {freshness}"
     if wants_csv(request):
         return csv_response(

@@ -122,7 +122,7 @@ class ActivityWeek(models.Model):
 class MovementCell(models.Model):
     """The pipeline-movement report's rollup: how many deals of one owner and one territory
     entered, advanced, slipped, were won or were lost (`measure`) in one calendar month,
-    quarter or year, and their amounts as they are now (reports.movement keeps it)."""
+    quarter or year, and their amounts as they are now (reports.deal_rollups keeps it)."""
 
     period_kind = models.CharField(max_length=10, choices=Quota.PeriodKind.choices)
     period_start = models.DateField()
@@ -144,6 +144,36 @@ class MovementCell(models.Model):
 
     def __str__(self):
         return f"{self.period_kind} {self.period_start} {self.measure}: {self.deals}"
+
+
+class ForecastCell(models.Model):
+    """The forecast's rollup: for one owner and one territory in one calendar month, quarter or
+    year, the open deals expected to close then by forecast category, their weighted amount
+    (exact, rounded only on the page), and what closed won then (reports.deal_rollups keeps
+    it)."""
+
+    period_kind = models.CharField(max_length=10, choices=Quota.PeriodKind.choices)
+    period_start = models.DateField()
+    # No database link: deleting a user never waits on this table.
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+    )
+    territory = models.CharField(max_length=100, blank=True)
+    pipeline = models.DecimalField(max_digits=18, decimal_places=2)
+    best_case = models.DecimalField(max_digits=18, decimal_places=2)
+    commit = models.DecimalField(max_digits=18, decimal_places=2)
+    weighted = models.DecimalField(max_digits=22, decimal_places=6)
+    closed_won = models.DecimalField(max_digits=18, decimal_places=2)
+
+    class Meta:
+        indexes = [models.Index(fields=["period_kind", "period_start"], name="forecast_period")]
+
+    def __str__(self):
+        return f"{self.period_kind} {self.period_start} {self.owner_id}"
 
 
 class LifecycleStay(models.Model):

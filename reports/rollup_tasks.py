@@ -1,11 +1,11 @@
-"""Celery work for the sales activity, pipeline movement and customer life-cycle reports (beat
-queues it in every tenant: crm.settings)."""
+"""Celery work for the sales activity, forecast, pipeline movement and customer life-cycle
+reports (beat queues it in every tenant: crm.settings)."""
 
 from celery import shared_task
 
 from reports.activity import activity_rollup_refresh
+from reports.deal_rollups import deal_rollups_refresh
 from reports.lifecycle import lifecycle_rollup_refresh
-from reports.movement import movement_rollup_refresh
 
 
 @shared_task
@@ -23,8 +23,8 @@ def lifecycle_rollup() -> int:
 
 
 @shared_task
-def movement_rollup() -> int:
-    """Bring the pipeline-movement rollup up to date in the queuing tenant's schema:
-    incrementally, or rebuilt once a day. Safe to run twice: a refresh that finds another at
-    work returns."""
-    return movement_rollup_refresh()
+def deal_rollups() -> int:
+    """Bring the forecast and pipeline-movement rollups up to date in the queuing tenant's
+    schema: incrementally, or rebuilt once a day. Safe to run twice: a refresh that finds
+    another at work returns."""
+    return deal_rollups_refresh()

@@ -19,9 +19,9 @@ from crm.users.services import user_create
 from opportunities import services
 from opportunities.models import Opportunity, StageChange
 from reports import forecast
+from reports.deal_rollups import KINDS, deal_rollups_refresh, forecast_counted, movement_counted
 from reports.filters import period_of, today
-from reports.forecast import period_key
-from reports.movement import movement_counted, movement_rollup_refresh
+from reports.forecast import Numbers, period_key
 from tests.conftest import PASSWORD
 from tracking.models import AuditEntry
 
@@ -142,7 +142,7 @@ def source(request):
 @pytest.fixture
 def moved(moves, source):
     if source == "counted":
-        movement_rollup_refresh()
+        deal_rollups_refresh()
     return source
 
 
@@ -247,7 +247,7 @@ def test_sales_may_not_and_other_tenants_do_not_count(client, people, moved, per
             amount=Decimal("5"),
         )
         if moved == "counted":
-            movement_rollup_refresh()
+            deal_rollups_refresh()
     client.logout()
     client.post("/login/", {"username": "admin@beta.test", "password": PASSWORD}, **BETA)
     beta_page = client.get(
@@ -258,33 +258,38 @@ def test_sales_may_not_and_other_tenants_do_not_count(client, people, moved, per
 
 
 def test_a_refresh_recounts_what_changed_since_and_matches_the_live_figures(people, moves, period):
-    movement_rollup_refresh()
+    deal_rollups_refresh()
     admin, sam, tom = people["admin"], people["sam"], people["tom"]
     stages = {s.name: s for s in pipeline_ensure().stages.all()}
     deals = {o.name: o for o in Opportunity.objects.all()}
+    hooli = contact_services.account_create(actor=admin, name="Hooli")
+    old_close = deals["D"].expected_close
+    new_close = old_close + timedelta(days=100)
     # Now, after the count: A's amount changes (it entered in P); G, won in P, is reopened; B
-    # advances again; D is pushed again; Initech moves to the West territory; J is new.
+    # advances again; D's close date is pushed into a later quarter; J is new, and its account
+    # moves to the West territory.
     services.opportunity_update(actor=sam, opportunity=deals["A"], amount=Decimal("150"))
     services.opportunity_move_stage(actor=tom, opportunity=deals["G"], stage=stages["Proposal"])
     services.opportunity_move_stage(actor=sam, opportunity=deals["B"], stage=stages["Proposal"])
-    services.opportunity_update(
-        actor=sam,
-        opportunity=deals["D"],
-        expected_close=deals["D"].expected_close + timedelta(days=30),
-    )
-    contact_services.account_update(actor=admin, account=deals["A"].account, territory="West")
+    services.opportunity_update(actor=sam, opportunity=deals["D"], expected_close=new_close)
     services.opportunity_create(
         actor=tom,
         name="J",
-        account=deals["A"].account,
+        account=hooli,
         stage=stages["Qualification"],
         amount=Decimal("1000"),
+        expected_close=today(),
     )
+    contact_services.account_update(actor=admin, account=hooli, territory="West")
 
-    recounted = movement_rollup_refresh()
+    assert deal_rollups_refresh() >= 4
 
     now = today()
-    periods = [period, *(period_of(kind, now) for kind in ("month", "quarter", "year"))]
+    periods = {
+        period,
+        period.next(),
+        *(period_of(kind, day) for kind in KINDS for day in (now, old_close, new_close)),
+    }
     scopes = [
         forecast.Scope(),
         forecast.Scope(territory="west"),
@@ -297,17 +302,20 @@ def test_a_refresh_recounts_what_changed_since_and_matches_the_live_figures(peop
                 assert movement_counted(user, scope, shown) == forecast.pipeline_movement(
                     user, scope, shown
                 ), (user, shown, scope)
-    counted = {
+                live = forecast.forecast_by_owner(forecast.scoped_opportunities(user, scope), shown)
+                assert forecast_counted(user, scope, shown) == live, (user, shown, scope)
+    assert {
         row.measure: (row.count, row.amount)
         for row in movement_counted(admin, forecast.Scope(), period)
-    }
-    assert counted == {
+    } == {
         "entered": (1, Decimal("150.00")),
         "advanced": (1, Decimal("200.00")),
         "slipped": (1, Decimal("400.00")),
         "won": (0, Decimal("0")),
         "lost": (1, Decimal("800.00")),
     }
-    # P (with its year, and whatever period holds the deals' creation) and this month, quarter
-    # and year at least; not every period of every deal.
-    assert 4 <= recounted < 12
+    assert forecast_counted(admin, forecast.Scope(territory="West"), period_of("month", now)) == {
+        tom.pk: Numbers(pipeline=Decimal("1000"), weighted=Decimal("100"))
+    }
+    # Nothing changed since: nothing is recounted.
+    assert deal_rollups_refresh() == 0

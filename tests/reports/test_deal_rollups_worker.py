@@ -13,9 +13,9 @@ from crm.demo import pipeline_ensure
 from crm.users.models import User
 from opportunities import services
 from reports import forecast
+from reports.deal_rollups import movement_counted
 from reports.filters import period_of, today
-from reports.movement import movement_counted
-from reports.rollup_tasks import movement_rollup
+from reports.rollup_tasks import deal_rollups
 
 
 def test_the_worker_counts_in_the_tenant_that_queued_it(committed_tenant, celery_worker):
@@ -29,7 +29,7 @@ def test_the_worker_counts_in_the_tenant_that_queued_it(committed_tenant, celery
             stage=pipeline_ensure().stages.get(name="Proposal"),
             amount=Decimal("42"),
         )
-        recounted = movement_rollup.delay().get(timeout=30)
+        recounted = deal_rollups.delay().get(timeout=30)
         rows = movement_counted(admin, forecast.Scope(), period_of("month", today()))
     connection.set_schema_to_public()
 
@@ -40,9 +40,9 @@ def test_the_worker_counts_in_the_tenant_that_queued_it(committed_tenant, celery
 
 
 def test_the_beat_recounts_every_five_minutes_in_every_tenant():
-    entry = settings.CELERY_BEAT_SCHEDULE["movement-rollup"]
+    entry = settings.CELERY_BEAT_SCHEDULE["deal-rollups"]
 
     assert entry["task"] == "crm.tenants.tasks.for_each_tenant"
-    assert entry["args"] == ["reports.rollup_tasks.movement_rollup"]
+    assert entry["args"] == ["reports.rollup_tasks.deal_rollups"]
     assert entry["schedule"] == 300.0
-    assert "reports.rollup_tasks.movement_rollup" in app.tasks
+    assert "reports.rollup_tasks.deal_rollups" in app.tasks
