@@ -48,12 +48,13 @@ def _scope_params(values: dict) -> dict:
     }
 
 
-def _drill_url(values: dict, measure: str, owner: str | None = None) -> str:
+def _drill_urls(values: dict, measures, owner: str | None = None) -> dict[str, str]:
+    """{measure: the drill-down's URL} for one row's numbers."""
     params = _scope_params(values)
     if owner is not None:
         params["owner"] = owner
-    params["measure"] = measure
-    return f"{reverse('reports:forecast_opportunities')}?{urlencode(params)}"
+    scoped = f"{reverse('reports:forecast_opportunities')}?{urlencode(params)}"
+    return {measure: f"{scoped}&{urlencode({'measure': measure})}" for measure in measures}
 
 
 def _csv_query(request) -> str:
@@ -72,15 +73,12 @@ def _period_links(values: dict, period) -> dict:
 
 
 def _table_row(row: forecast.ForecastRow, values: dict, owner: str | None) -> dict:
+    urls = _drill_urls(values, forecast.FORECAST_MEASURES, owner)
     return {
         "name": row.name,
         "cells": [
-            {
-                "measure": measure,
-                "value": getattr(row.numbers, measure),
-                "url": _drill_url(values, measure, owner),
-            }
-            for measure in forecast.FORECAST_MEASURES
+            {"measure": measure, "value": getattr(row.numbers, measure), "url": url}
+            for measure, url in urls.items()
         ],
         "quota": row.quota,
         "attainment": row.attainment,
@@ -278,6 +276,7 @@ def pipeline_movement(request):
             header=["Movement", "Opportunities", "Amount"],
             rows=[[row.label, row.count, row.amount] for row in rows],
         )
+    urls = _drill_urls(values, forecast.MOVEMENT_MEASURES)
     return render(
         request,
         "reports/pipeline_movement.html",
@@ -294,6 +293,6 @@ def pipeline_movement(request):
                 labels=[row.label for row in rows],
                 series={"Amount": [float(row.amount) for row in rows]},
             ),
-            "rows": [{"row": row, "url": _drill_url(values, row.measure)} for row in rows],
+            "rows": [{"row": row, "url": urls[row.measure]} for row in rows],
         },
     )
