@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from campaigns.models import Campaign
 from reports.attribution import CREDITED, CUSTOMER_FACTS, LEAD_FACTS, local_date
-from reports.filters import period_of
+from reports.filters import period_of, today
 
 CENT = Decimal("0.01")
 
@@ -32,11 +32,16 @@ def day_bounds(start: date, end: date) -> tuple[datetime, datetime]:
 
 
 def _whole_months(start: date, end: date) -> tuple[date, date]:
-    """The whole calendar months within start..end, as [first day, day after); empty (the
-    same day twice) when there is none."""
+    """The calendar months within start..end that the monthly rollup may give whole, as
+    [first day, day after); empty (the same day twice) when there is none. A range that runs to
+    today or later takes the month it ends in whole: nothing in it is later than now, and the
+    rollup's month is counted in the same refresh as its rows."""
     first = start if start.day == 1 else period_of("month", start).end
     after = end + timedelta(days=1)
-    until = after if after.day == 1 else period_of("month", after).start
+    if end >= today():
+        until = period_of("month", end).end
+    else:
+        until = after if after.day == 1 else period_of("month", after).start
     return (first, until) if first < until else (start, start)
 
 

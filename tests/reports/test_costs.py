@@ -16,6 +16,7 @@ from django_tenants.utils import schema_context
 
 from campaigns.models import Campaign
 from crm.users.models import Role, User
+from reports import marketing
 from reports.costs import (
     acquisition_cost,
     actual_cost_split,
@@ -117,6 +118,32 @@ def test_whole_months_and_the_days_around_them_add_up(data):
         dimensions=["tool"],
         period="month",
     )
+    web = Decimal(1200) * 95 / 365
+    assert table(cube) == [
+        ("E-mail", d(1600 + 2800), 0, None, 0, None),
+        ("Event / trade show", d(1000), 1, d(1000), 1, d(1000)),
+        ("Web", d(web), 0, None, 1, d(web)),
+        ("All", d(5400 + web), 1, d(5400 + web), 2, d((5400 + web) / 2)),
+    ]
+
+
+def test_a_range_to_today_takes_the_month_it_ends_in_from_the_rollup(data, monkeypatch):
+    # As if today were 20 Apr: April so far is April's monthly row (nothing in it is later),
+    # and the cube counts what the days of 1-20 Apr held, as above.
+    monkeypatch.setattr(marketing, "today", lambda: date(2026, 4, 20))
+    assert marketing._whole_months(date(2026, 1, 16), date(2026, 4, 20)) == (
+        date(2026, 2, 1),
+        date(2026, 5, 1),
+    )
+
+    cube = acquisition_cost(
+        start=date(2026, 1, 16),
+        end=date(2026, 4, 20),
+        model="first",
+        dimensions=["tool"],
+        period="month",
+    )
+
     web = Decimal(1200) * 95 / 365
     assert table(cube) == [
         ("E-mail", d(1600 + 2800), 0, None, 0, None),
