@@ -15,6 +15,7 @@ from reports.filters import today
 from reports.marketing import Attribution
 from reports.marketing_forms import AcquisitionCostFilters, CostEntryFormSet
 from reports.marketing_views import csv_query, freshness
+from reports.rollups import chart_drawn_once
 from reports.views import REPORTS, Report
 
 REPORTS.append(
@@ -76,7 +77,8 @@ def acquisition_cost_report(request):
             "problems": problems,
             "freshness": freshness(),
             "csv_query": csv_query(request),
-            "chart": bar_chart(
+            "chart": chart_drawn_once(
+                bar_chart,
                 labels=[row.labels[0] for row in charted],
                 series={"Acquisition cost": [float(row.acquisition_cost) for row in charted]},
                 title=f"Cost per won customer by {header[0].lower()} ({model})",

@@ -17,6 +17,7 @@ from reports.charts import bar_chart
 from reports.exports import csv_response, wants_csv
 from reports.marketing_forms import CustomerSizeFilters, MarketingFilters
 from reports.marketing_tasks import marketing_rollup
+from reports.rollups import chart_drawn_once
 from reports.views import REPORTS, Report
 
 REPORTS.extend(
@@ -104,7 +105,8 @@ def marketing_report(request):
             "problems": problems,
             "freshness": freshness(),
             "csv_query": csv_query(request),
-            "chart": bar_chart(
+            "chart": chart_drawn_once(
+                bar_chart,
                 labels=[tool.label for tool in report.tools],
                 series={"Revenue": [float(tool.revenue) for tool in report.tools]},
                 title=f"Revenue by marketing tool ({model.lower()})",
@@ -151,7 +153,8 @@ def customer_size_report(request):
             "problems": problems,
             "freshness": freshness(),
             "csv_query": csv_query(request),
-            "chart": bar_chart(
+            "chart": chart_drawn_once(
+                bar_chart,
                 labels=[row.label for row in rows],
                 series={
                     "Average won amount": [float(row.average) for row in rows],
