@@ -1,7 +1,4 @@
-from email.utils import formataddr
-
 from celery import shared_task
-from django.conf import settings
 from django.core.mail import EmailMessage, send_mass_mail
 from django.db import connection
 from django.utils import timezone
@@ -9,6 +6,7 @@ from django.utils import timezone
 from contacts.imports import import_job_run
 from contacts.models import Activity
 from contacts.services import EMAIL_SENT, appointment_reminders_claim, contact_email_claim
+from crm.mail import sent_as
 
 
 @shared_task
@@ -44,19 +42,13 @@ def contact_email_send(activity_id: int) -> bool:
     message = EmailMessage(
         subject=activity.subject,
         body=activity.notes,
-        from_email=formataddr((f"{sender.full_name} via {connection.tenant.name}", _address())),
+        from_email=sent_as(f"{sender.full_name} via {connection.tenant.name}"),
         to=[activity.contact.email],
         reply_to=[sender.email],
     )
     message.send()
     Activity.objects.filter(pk=activity.pk).update(outcome=EMAIL_SENT)
     return True
-
-
-def _address() -> str:
-    from email.utils import parseaddr
-
-    return parseaddr(settings.DEFAULT_FROM_EMAIL)[1]
 
 
 @shared_task

@@ -1,13 +1,12 @@
 import smtplib
-from email.utils import formataddr
 
 from celery import shared_task
-from django.conf import settings
 from django.core.mail import EmailMessage
 from django.db import connection
 from django.template.loader import render_to_string
 from django.urls import reverse
 
+from crm.mail import sent_as
 from crm.tenants.selectors import tenant_url
 from leads.services import (
     confirmation_claim,
@@ -35,7 +34,7 @@ def confirmation_send(submission_id: int) -> bool:
     message = EmailMessage(
         subject=f"Please confirm your e-mail address for {tenant.name}",
         body=render_to_string("leads/email/confirm.txt", context),
-        from_email=formataddr((tenant.name, _address())),
+        from_email=sent_as(tenant.name),
         to=[submission.data["email"]],
     )
     try:
@@ -44,12 +43,6 @@ def confirmation_send(submission_id: int) -> bool:
         confirmation_unclaim(submission_id=submission_id)
         raise
     return True
-
-
-def _address() -> str:
-    from email.utils import parseaddr
-
-    return parseaddr(settings.DEFAULT_FROM_EMAIL)[1]
 
 
 @shared_task
