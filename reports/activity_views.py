@@ -42,9 +42,6 @@ def _csv_query(request) -> str:
 def activity_report(request):
     """Each salesperson's activities and tasks done in the weeks chosen, week by week."""
     form, values, problems = ActivityForm.read(request.GET, viewer=request.user)
-    if problems:
-        # The filters show what the page uses, not the values it could not.
-        form = ActivityForm(initial=values, viewer=request.user)
     people = ActivityForm.people_of(values, viewer=request.user)
     start, end = values["start"], values["end"]
     if wants_csv(request):

@@ -72,8 +72,9 @@ class ReportForm(forms.Form):
 
     @classmethod
     def read(cls, params, **kwargs) -> tuple["ReportForm", dict, list[str]]:
-        """The bound form, the values to use (each invalid field replaced by its default), and
-        the problems to show. A filter missing from the URL takes its default silently."""
+        """The form to show, the values to use (each invalid field replaced by its default), and
+        the problems to show. A filter missing from the URL takes its default silently; when a
+        value is refused, the form shows the values the page uses, not the refused ones."""
         fields = cls(**kwargs).fields
         defaults = {
             name: field.initial() if callable(field.initial) else field.initial
@@ -103,7 +104,7 @@ class ReportForm(forms.Form):
         if "start" in form.errors or "end" in form.errors:
             # A range is used whole or not at all.
             values["start"], values["end"] = defaults.get("start"), defaults.get("end")
-        return form, values, problems
+        return cls(initial=values, **kwargs), values, problems
 
 
 def today() -> date:

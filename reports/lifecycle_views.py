@@ -53,9 +53,6 @@ def _days(value: float | None) -> float | str:
 def lifecycle_report(request):
     """The stages' numbers for each period chosen (and each value of a dimension)."""
     form, values, problems = LifecycleForm.read(request.GET)
-    if problems:
-        # The filters show what the page uses, not the values it could not.
-        form = LifecycleForm(initial=values)
     chosen = periods(values["period"], values["start"], values["end"])
     report = lifecycle.lifecycle_report(
         periods=chosen,

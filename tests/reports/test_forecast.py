@@ -427,6 +427,10 @@ def test_bad_filters_say_so_and_show_the_default(client, people, deals):
     assert [p.split(":")[0] for p in problems[:4]] == ["Period", "Team", "Territory", "Salesperson"]
     current = period_of("quarter", today())
     assert f'data-testid="forecast-period">{current.label}<'.encode() in page.content
+    # The filters show what the page uses, not the refused values.
+    html = page.content.decode()
+    assert f'<option value="{period_key(current)}" selected>' in html
+    assert 'value="2020-Q9"' not in html and f'value="{"x" * 101}"' not in html
     assert b"Number: Select a valid choice." in drill.content
     assert f"Commit, {current.label}".encode() in drill.content
 
