@@ -40,7 +40,7 @@ def _header(value: str) -> str:
 
 def _part(content_type: str, body: str) -> bytes:
     data = body.replace("\r\n", "\n").replace("\r", "\n").encode()
-    if any(len(line) > LONGEST_LINE for line in data.split(b"\n")):
+    if max(map(len, data.split(b"\n"))) > LONGEST_LINE:
         encoding = "quoted-printable"
         data = quopri.encodestring(data)
     else:

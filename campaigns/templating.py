@@ -191,6 +191,15 @@ class CompiledEmail:
         return RenderedEmail(subject, preheader, html, merge_render(self.text, context))
 
 
+def _template(env, source, *, globals: dict | None = None) -> Template:
+    """`env.from_string`, with the template's globals in a plain dict: Jinja keeps them as a
+    ChainMap over the environment's (empty here) and copies that into a dict key by key, in
+    Python, at every render (a fifth of a campaign message's render)."""
+    template = env.from_string(source, globals=globals)
+    template.globals = dict(template.globals)
+    return template
+
+
 def _compile(
     *, subject: str, preheader: str, html_body: str, text_body: str, check: bool
 ) -> CompiledEmail:
@@ -225,9 +234,9 @@ def _compile(
             errors.setdefault(field, f'There is no content block "{name}" (line {line}).')
             continue
         try:
-            html_blocks[name] = HTML_ENV.from_string(_parse(HTML_ENV, block.html, blocks=False))
-            text_blocks[name] = TEXT_ENV.from_string(
-                _parse(TEXT_ENV, block.text or _text_from_html(block.html), blocks=False)
+            html_blocks[name] = _template(HTML_ENV, _parse(HTML_ENV, block.html, blocks=False))
+            text_blocks[name] = _template(
+                TEXT_ENV, _parse(TEXT_ENV, block.text or _text_from_html(block.html), blocks=False)
             )
         except MergeFieldError as error:
             errors.setdefault(field, f'The content block "{name}" cannot be used: {error}')
@@ -243,13 +252,15 @@ def _compile(
     if not _uses_unsubscribe_link(trees["text_body"]):
         text_source = text_source.rstrip("\n") + UNSUBSCRIBE_TEXT
     compiled = CompiledEmail(
-        subject=TEXT_ENV.from_string(trees["subject"], globals=company),
-        preheader=TEXT_ENV.from_string(trees["preheader"], globals=company),
-        html=HTML_ENV.from_string(
+        subject=_template(TEXT_ENV, trees["subject"], globals=company),
+        preheader=_template(TEXT_ENV, trees["preheader"], globals=company),
+        html=_template(
+            HTML_ENV,
             html_source,
             globals={**company, BLOCK: _block_function(html_blocks, html=True)},
         ),
-        text=TEXT_ENV.from_string(
+        text=_template(
+            TEXT_ENV,
             text_source,
             globals={**company, BLOCK: _block_function(text_blocks, html=False)},
         ),
