@@ -281,6 +281,7 @@ def render_alone(tenant, admin, template, segment) -> list[tuple[str, list[str],
     from campaigns.mime import CampaignMime
     from campaigns.templating import (
         contact_segment_names,
+        email_contacts,
         email_context,
         email_template_compile,
     )
@@ -305,7 +306,7 @@ def render_alone(tenant, admin, template, segment) -> list[tuple[str, list[str],
         for first in range(0, len(ids), CHUNK):
             chunk = ids[first : first + CHUNK]
             started = clock()
-            contacts = Contact.objects.select_related("account").in_bulk(chunk)
+            contacts = email_contacts(chunk)
             segments = contact_segment_names(chunk)
             loads.append(clock() - started)
             for n, contact_id in enumerate(chunk, start=first):
