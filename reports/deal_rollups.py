@@ -11,15 +11,17 @@ movement's advanced row joins every stage change of the period with its deal (90
 on the benchmark tenant); the pages read a few hundred cells instead. The drill-downs stay live.
 
 Celery beat refreshes both every five minutes (`deal_rollups_refresh`): it recounts every period
-holding a moment of a deal that changed since the last refresh (one saved since, moved to another
-stage, found in the audit trail, or whose account was saved: its territory). A deal's moments
-are when it was created, closed, moved and pushed, its expected close date, and from the audit
-trail the close date and the expected close date it had before. A deleted deal leaves its
-periods' counts as they were until the daily rebuild, or until something else in them changes.
+holding a moment of a deal that changed since the last refresh began, less ten minutes (one
+saved since, moved to another stage, found in the audit trail, or whose account was saved: its
+territory); the overlap reads again a change saved before a refresh began but committed after.
+A deal's moments are when it was created, closed, moved and pushed, its expected close date, and
+from the audit trail the close date and the expected close date it had before. A deleted deal
+leaves its periods' counts as they were until the daily rebuild, or until something else in them
+changes.
 """
 
 from collections import defaultdict
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from django.conf import settings
 from django.db import connection
@@ -45,6 +47,8 @@ from reports.rollups import rollup_freshness, rollup_locked
 ROLLUP = "deals"
 # Beat's interval for the refresh (crm.settings).
 REFRESH_MINUTES = 5
+# A change saved before a refresh began but committed after it read is read again by the next.
+OVERLAP = timedelta(minutes=10)
 KINDS = ("month", "quarter", "year")
 OPPORTUNITY = Opportunity._meta.label_lower
 
@@ -219,7 +223,7 @@ def deal_rollups_refresh(*, rebuild: bool = False, now: datetime | None = None) 
         if state is None:
             return 0
         cursor.execute("SET LOCAL work_mem = '128MB'")
-        since = None if state.full else datetime.fromisoformat(state.marks["since"])
+        since = None if state.full else datetime.fromisoformat(state.marks["since"]) - OVERLAP
         periods = _periods(cursor, since)
         _recount(cursor, periods, everything=since is None)
         # What changes while this counts is read again next time.
