@@ -119,15 +119,13 @@ class ActivityWeek(models.Model):
         return f"{self.user_id} week of {self.week}"
 
 
-class MovementCell(models.Model):
-    """The pipeline-movement report's rollup: how many deals of one owner and one territory
-    entered, advanced, slipped, were won or were lost (`measure`) in one calendar month,
-    quarter or year, and their amounts as they are now (reports.deal_rollups keeps it)."""
+class DealCell(models.Model):
+    """What the deal rollups' cells share (reports.deal_rollups keeps them): one calendar month,
+    quarter or year, one owner and one territory (the account's)."""
 
     period_kind = models.CharField(max_length=10, choices=Quota.PeriodKind.choices)
     period_start = models.DateField()
-    measure = models.CharField(max_length=10)
-    # No database link: deleting a user or an account never waits on this table.
+    # No database link: deleting a user never waits on these tables.
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
@@ -136,33 +134,31 @@ class MovementCell(models.Model):
         related_name="+",
     )
     territory = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        abstract = True
+
+    def __str__(self):
+        return f"{self.period_kind} {self.period_start} {self.owner_id}"
+
+
+class MovementCell(DealCell):
+    """The pipeline-movement report's rollup: how many deals entered, advanced, slipped, were
+    won or were lost (`measure`) in the cell's period, and their amounts as they are now."""
+
+    measure = models.CharField(max_length=10)
     deals = models.PositiveIntegerField()
     amount = models.DecimalField(max_digits=18, decimal_places=2)
 
     class Meta:
         indexes = [models.Index(fields=["period_kind", "period_start"], name="movement_period")]
 
-    def __str__(self):
-        return f"{self.period_kind} {self.period_start} {self.measure}: {self.deals}"
 
+class ForecastCell(DealCell):
+    """The forecast's rollup: the open deals expected to close in the cell's period by forecast
+    category, their weighted amount (exact, rounded only on the page), and what closed won
+    then."""
 
-class ForecastCell(models.Model):
-    """The forecast's rollup: for one owner and one territory in one calendar month, quarter or
-    year, the open deals expected to close then by forecast category, their weighted amount
-    (exact, rounded only on the page), and what closed won then (reports.deal_rollups keeps
-    it)."""
-
-    period_kind = models.CharField(max_length=10, choices=Quota.PeriodKind.choices)
-    period_start = models.DateField()
-    # No database link: deleting a user never waits on this table.
-    owner = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        on_delete=models.DO_NOTHING,
-        db_constraint=False,
-        related_name="+",
-    )
-    territory = models.CharField(max_length=100, blank=True)
     pipeline = models.DecimalField(max_digits=18, decimal_places=2)
     best_case = models.DecimalField(max_digits=18, decimal_places=2)
     commit = models.DecimalField(max_digits=18, decimal_places=2)
@@ -171,9 +167,6 @@ class ForecastCell(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["period_kind", "period_start"], name="forecast_period")]
-
-    def __str__(self):
-        return f"{self.period_kind} {self.period_start} {self.owner_id}"
 
 
 class LifecycleStay(models.Model):
