@@ -53,9 +53,9 @@ bench-api: $(STAMP)
 	$(VENV)/bin/python -W ignore bench/bench_api.py
 
 # BENCH_RECIPIENTS (default 100,000) and BENCH_RENDER (messages rendered alone and sent by the
-# bare smtplib loop, default 20,000) scale it down; BENCH_WORKER_CONCURRENCY (default 2) and
-# BENCH_WORKER_POOL (default prefork) set the Celery worker's pool; BENCH_PROFILE=<n> profiles
-# chunk_send in-process on n messages.
+# bare smtplib loop, default 20,000) scale it down; BENCH_WORKER_CONCURRENCY (default 1.5 per
+# core, as make run's worker) and BENCH_WORKER_POOL (default prefork) set the Celery worker's
+# pool; BENCH_PROFILE=<n> profiles chunk_send in-process on n messages.
 bench-campaigns: $(STAMP)
 	$(VENV)/bin/python -W ignore bench/bench_campaigns.py
 
