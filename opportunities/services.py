@@ -246,6 +246,12 @@ def _stage_in_use(stage: Stage) -> bool:
 
 
 @transaction.atomic
+def _stage_label(stage: Stage) -> str:
+    """A stage as the pipeline's audit trail shows it: whatever the reports read of it."""
+    closing = ", won" if stage.is_won else ", lost" if stage.is_lost else ""
+    return f"{stage.name} ({stage.probability}%{closing})"
+
+
 def pipeline_save(*, actor, pipeline: Pipeline | None, name: str, stages: list[dict]) -> Pipeline:
     """Create a pipeline or change one: its name and its stages, in the order given.
 
@@ -260,9 +266,7 @@ def pipeline_save(*, actor, pipeline: Pipeline | None, name: str, stages: list[d
     else:
         pipeline = Pipeline.objects.select_for_update().get(pk=pipeline.pk)
         before_name = pipeline.name
-        before_stages = [
-            f"{stage.name} ({stage.probability}%)" for stage in pipeline.stages.order_by("position")
-        ]
+        before_stages = [_stage_label(stage) for stage in pipeline.stages.order_by("position")]
         pipeline.name = name
     pipeline.full_clean()
     pipeline.save()
@@ -300,7 +304,7 @@ def pipeline_save(*, actor, pipeline: Pipeline | None, name: str, stages: list[d
         stage.position = position
         stage.full_clean()
         stage.save()
-    after = [f"{stage.name} ({stage.probability}%)" for stage, _ in kept]
+    after = [_stage_label(stage) for stage, _ in kept]
     if after != before_stages or name != before_name:
         AuditEntry.objects.create(
             model=pipeline._meta.label_lower,

@@ -11,13 +11,15 @@ movement's advanced row joins every stage change of the period with its deal (90
 on the benchmark tenant); the pages read a few hundred cells instead. The drill-downs stay live.
 
 Celery beat refreshes both every five minutes (`deal_rollups_refresh`): it recounts every period
-holding a moment of a deal that changed since the last refresh began, less ten minutes (one
-saved since, moved to another stage, found in the audit trail, or whose account was saved: its
-territory); the overlap reads again a change saved before a refresh began but committed after.
-A deal's moments are when it was created, closed, moved and pushed, its expected close date, and
-from the audit trail the close date and the expected close date it had before. A deleted deal
-leaves its periods' counts as they were until the daily rebuild, or until something else in them
-changes.
+holding a moment of a deal that changed since the last refresh read (one saved since, moved to
+another stage, found in the audit trail, or whose account was saved: its territory). A deal's
+moments are when it was created, closed, moved and pushed, its expected close date, and from the
+audit trail the expected close date it had before. "Since" starts at the oldest transaction
+other connections had open when the last refresh read, so what they committed after it is read
+again. A pipeline's stages edited, or a deal or an account deleted (the audit trail says so),
+may touch any period: the rollups are counted whole then, as they are once a day. A user
+deleted outside the app (their deals' owner set to none without a save) is counted by the
+daily rebuild.
 """
 
 from collections import defaultdict
@@ -47,8 +49,10 @@ from reports.rollups import rollup_freshness, rollup_locked
 ROLLUP = "deals"
 # Beat's interval for the refresh (crm.settings).
 REFRESH_MINUTES = 5
-# A change saved before a refresh began but committed after it read is read again by the next.
-OVERLAP = timedelta(minutes=10)
+# Changes are read again from a little before the oldest transaction that was open when the
+# last refresh read (what it saved may have been committed after): app servers' clocks, which
+# stamp the rows, may be that far from the database's.
+CLOCK_SKEW = timedelta(minutes=1)
 KINDS = ("month", "quarter", "year")
 OPPORTUNITY = Opportunity._meta.label_lower
 
@@ -159,12 +163,10 @@ UNION SELECT o.id FROM contacts_account a JOIN opportunities_opportunity o ON o.
     WHERE a.updated_at >= %(since)s
 """
 
-# Where a deal closed before it was reopened or closed again, and the expected close date it
-# had before a change: the audit trail has them. (Malformed values in the trail are skipped.)
+# The expected close date a deal had before a change: the audit trail has it. (Where a deal
+# closed before it was reopened is in its stage history: only a move closes or reopens a deal.)
+# Malformed values in the trail are skipped.
 _BEFORE = """
-UNION SELECT (e.changes #>> '{closed_at,0}')::timestamptz FROM tracking_auditentry e
-    WHERE e.model = %(model)s AND e.at >= %(since)s
-    AND e.changes #>> '{closed_at,0}' ~ '^\\d{4}-\\d{2}-\\d{2}[ T]'
 UNION SELECT (e.changes #>> '{expected_close,0}')::date::timestamp AT TIME ZONE %(tz)s
     FROM tracking_auditentry e
     WHERE e.model = %(model)s AND e.at >= %(since)s
@@ -213,21 +215,49 @@ def _recount(cursor, periods: list[Period], *, everything: bool) -> None:
     cursor.execute(_FORECAST, params)
 
 
+# Changes that may touch any period: a pipeline's stages edited (probabilities, won and lost,
+# order), a deal or an account (with its deals) deleted. The rollups are counted whole then.
+_EVERYTHING_CHANGED = """
+SELECT EXISTS (
+    SELECT 1 FROM tracking_auditentry
+    WHERE model = 'opportunities.pipeline' AND at >= %(since)s
+) OR EXISTS (
+    SELECT 1 FROM tracking_auditentry
+    WHERE action = 'deleted' AND at >= %(since)s
+    AND model IN ('opportunities.opportunity', 'contacts.account')
+)
+"""
+
+# Where the next refresh reads from: the start of the oldest transaction of another connection
+# still open now (what it saved is not visible to this refresh), or now (the clock's, not this
+# transaction's start).
+_MARK = """
+SELECT least(clock_timestamp(), min(xact_start)) FROM pg_stat_activity
+WHERE datname = current_database() AND pid <> pg_backend_pid()
+"""
+
+
 def deal_rollups_refresh(*, rebuild: bool = False, now: datetime | None = None) -> int:
     """Bring the forecast and pipeline-movement rollups up to date: recount the periods that
-    changed since the last refresh, or all of them (`rebuild`, never done, or a day since).
-    Returns the number of periods recounted. Runs in the current tenant's schema; a refresh
-    while another runs returns at once (that one does the work), so running it twice is safe."""
+    changed since the last refresh, or all of them (`rebuild`, never done, a day since, or a
+    change that may touch any period). Returns the number of periods recounted. Runs in the
+    current tenant's schema; a refresh while another runs returns at once (that one does the
+    work), so running it twice is safe."""
     now = now or timezone.now()
     with rollup_locked(ROLLUP, rebuild=rebuild, now=now) as state, connection.cursor() as cursor:
         if state is None:
             return 0
         cursor.execute("SET LOCAL work_mem = '128MB'")
-        since = None if state.full else datetime.fromisoformat(state.marks["since"]) - OVERLAP
+        cursor.execute(_MARK)
+        (mark,) = cursor.fetchone()
+        since = None if state.full else datetime.fromisoformat(state.marks["since"]) - CLOCK_SKEW
+        if since is not None:
+            cursor.execute(_EVERYTHING_CHANGED, {"since": since})
+            if cursor.fetchone()[0]:
+                since = None
         periods = _periods(cursor, since)
         _recount(cursor, periods, everything=since is None)
-        # What changes while this counts is read again next time.
-        state.marks = {"since": now.isoformat()}
+        state.marks = {"since": mark.isoformat()}
     return len(periods)
 
 

@@ -53,7 +53,7 @@ from crm import access
 from crm.users.models import User
 from opportunities.models import ForecastCategory, Opportunity, StageChange
 from reports.filters import Period, period_of
-from reports.models import ForecastSnapshot, Quota
+from reports.models import ForecastSnapshot, MovementCell, Quota
 from tracking.models import AuditEntry
 
 ZERO = Decimal("0")
@@ -79,13 +79,7 @@ FORECAST_MEASURES = {
     "weighted": "Weighted",
     "closed_won": "Closed won",
 }
-MOVEMENT_MEASURES = {
-    "entered": "Entered",
-    "advanced": "Advanced",
-    "slipped": "Slipped",
-    "won": "Won",
-    "lost": "Lost",
-}
+MOVEMENT_MEASURES = dict(MovementCell.Measure.choices)
 MEASURES = {**FORECAST_MEASURES, **MOVEMENT_MEASURES}
 
 WEIGHTED = ExpressionWrapper(
@@ -374,7 +368,7 @@ def forecast(
         rows.append(
             ForecastRow(
                 owner_id=pk,
-                name="No owner" if pk is None else people[pk],
+                name="No owner" if pk is None else people.get(pk, "(a deleted user)"),
                 numbers=row_numbers,
                 quota=quota,
                 quota_closed_won=row_numbers.closed_won if quota is not None else ZERO,

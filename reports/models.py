@@ -146,12 +146,26 @@ class MovementCell(DealCell):
     """The pipeline-movement report's rollup: how many deals entered, advanced, slipped, were
     won or were lost (`measure`) in the cell's period, and their amounts as they are now."""
 
-    measure = models.CharField(max_length=10)
+    class Measure(models.TextChoices):
+        ENTERED = "entered", "Entered"
+        ADVANCED = "advanced", "Advanced"
+        SLIPPED = "slipped", "Slipped"
+        WON = "won", "Won"
+        LOST = "lost", "Lost"
+
+    measure = models.CharField(max_length=10, choices=Measure.choices)
     deals = models.PositiveIntegerField()
     amount = models.DecimalField(max_digits=18, decimal_places=2)
 
     class Meta:
-        indexes = [models.Index(fields=["period_kind", "period_start"], name="movement_period")]
+        constraints = [
+            # Also the index the pages read a period by.
+            models.UniqueConstraint(
+                fields=["period_kind", "period_start", "measure", "owner", "territory"],
+                name="movement_cell_once",
+                nulls_distinct=False,
+            )
+        ]
 
 
 class ForecastCell(DealCell):
@@ -166,7 +180,14 @@ class ForecastCell(DealCell):
     closed_won = models.DecimalField(max_digits=18, decimal_places=2)
 
     class Meta:
-        indexes = [models.Index(fields=["period_kind", "period_start"], name="forecast_period")]
+        constraints = [
+            # Also the index the pages read a period by.
+            models.UniqueConstraint(
+                fields=["period_kind", "period_start", "owner", "territory"],
+                name="forecast_cell_once",
+                nulls_distinct=False,
+            )
+        ]
 
 
 class LifecycleStay(models.Model):

@@ -117,6 +117,10 @@ def test_whole_months_and_the_days_around_them_add_up(data, monkeypatch, today):
         monkeypatch.setattr(marketing, "today", lambda: today)
     months = marketing._whole_months(date(2026, 1, 16), date(2026, 4, 20))
     assert months == (date(2026, 2, 1), date(2026, 4, 1) if today is None else date(2026, 5, 1))
+    if today is not None:
+        # A range that ends in a later month takes that month whole too.
+        later = marketing._whole_months(date(2026, 1, 16), date(2026, 5, 20))
+        assert later == (date(2026, 2, 1), date(2026, 6, 1))
 
     cube = acquisition_cost(
         start=date(2026, 1, 16),

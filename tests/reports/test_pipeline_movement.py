@@ -4,15 +4,17 @@ roles and tenants; live before the rollup was first counted and from the rollup 
 incremental refresh keeps equal to the live figures."""
 
 import re
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from html import unescape
 
 import pytest
+from django.db.models import F
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from contacts import services as contact_services
+from contacts.models import Account
 from crm.demo import pipeline_ensure
 from crm.users.models import Role, Team, User
 from crm.users.services import user_create
@@ -22,6 +24,7 @@ from reports import forecast
 from reports.deal_rollups import KINDS, deal_rollups_refresh, forecast_counted, movement_counted
 from reports.filters import period_of, today
 from reports.forecast import Numbers, period_key
+from reports.models import ForecastCell, MovementCell
 from tests.conftest import PASSWORD
 from tracking.models import AuditEntry
 
@@ -257,21 +260,82 @@ def test_sales_may_not_and_other_tenants_do_not_count(client, people, moved, per
     assert movement(beta_page.content)["entered"] == ("1", "5.00")
 
 
+def _aged():
+    """What was made so far as if saved an hour ago and more, so that a refresh finds only what
+    changes after it (the moments the measures read stay where the fixture put them)."""
+    recent = timezone.now() - timedelta(minutes=30)
+    Opportunity.objects.update(updated_at=F("updated_at") - timedelta(days=1))
+    Account.objects.update(updated_at=F("updated_at") - timedelta(days=1))
+    AuditEntry.objects.filter(at__gte=recent).update(at=F("at") - timedelta(hours=1))
+    StageChange.objects.filter(changed_at__gte=recent).update(
+        changed_at=F("changed_at") - timedelta(hours=1)
+    )
+
+
+def _matches_live(people, periods) -> None:
+    scopes = [
+        forecast.Scope(),
+        forecast.Scope(territory="west"),
+        forecast.Scope(owner=str(people["sam"].pk)),
+        forecast.Scope(team_id=people["tom"].team_id),
+        forecast.Scope(owner=forecast.NO_OWNER),
+    ]
+    for user in (people["admin"], people["mona"]):
+        for shown in periods:
+            for scope in scopes:
+                assert movement_counted(user, scope, shown) == forecast.pipeline_movement(
+                    user, scope, shown
+                ), (user, shown, scope)
+                live = forecast.forecast_by_owner(forecast.scoped_opportunities(user, scope), shown)
+                assert forecast_counted(user, scope, shown) == live, (user, shown, scope)
+
+
 def test_a_refresh_recounts_what_changed_since_and_matches_the_live_figures(people, moves, period):
-    deal_rollups_refresh()
     admin, sam, tom = people["admin"], people["sam"], people["tom"]
     stages = {s.name: s for s in pipeline_ensure().stages.all()}
+    initech = Account.objects.get(name="Initech")
+    # Years nothing else is in: K closes in the first, L in the second, M was won in the third.
+    far, farther, past = (date(period.start.year + n, 6, 15) for n in (3, 5, -3))
+    k = services.opportunity_create(
+        actor=sam, name="K", account=initech, stage=stages["Proposal"], amount=Decimal("70")
+    )
+    services.opportunity_update(actor=sam, opportunity=k, expected_close=far)
+    globex = contact_services.account_create(actor=admin, name="Globex", territory="East")
+    services.opportunity_create(
+        actor=sam,
+        name="L",
+        account=globex,
+        stage=stages["Proposal"],
+        amount=Decimal("90"),
+        expected_close=farther,
+    )
+    umbrella = contact_services.account_create(actor=admin, name="Umbrella")
+    m = services.opportunity_create(
+        actor=tom, name="M", account=umbrella, stage=stages["Negotiation"], amount=Decimal("60")
+    )
+    services.opportunity_close(actor=tom, opportunity=m, won=True, reason="Fit")
+    Opportunity.objects.filter(pk=m.pk).update(closed_at=at(past))
+    StageChange.objects.filter(opportunity=m, from_stage__isnull=False).update(changed_at=at(past))
+    _aged()
+    deal_rollups_refresh()
     deals = {o.name: o for o in Opportunity.objects.all()}
-    hooli = contact_services.account_create(actor=admin, name="Hooli")
-    old_close = deals["D"].expected_close
-    new_close = old_close + timedelta(days=100)
-    # Now, after the count: A's amount changes (it entered in P); G, won in P, is reopened; B
-    # advances again; D's close date is pushed into a later quarter; J is new, and its account
-    # moves to the West territory.
+    hooli = contact_services.account_create(actor=admin, name="Hooli", territory="South")
+    # After the count, each change is found its own way: A's amount changes (it entered in P:
+    # the deal was saved); B advances again; G, won in P, and M are reopened (their stage
+    # history has where they closed); K's close date is pushed a year (the audit trail has the
+    # year it left); Globex, whose deal L did not change, and Initech move to the West
+    # territory (the accounts were saved); J is new.
     services.opportunity_update(actor=sam, opportunity=deals["A"], amount=Decimal("150"))
-    services.opportunity_move_stage(actor=tom, opportunity=deals["G"], stage=stages["Proposal"])
     services.opportunity_move_stage(actor=sam, opportunity=deals["B"], stage=stages["Proposal"])
-    services.opportunity_update(actor=sam, opportunity=deals["D"], expected_close=new_close)
+    for reopened in ("G", "M"):
+        services.opportunity_move_stage(
+            actor=tom, opportunity=deals[reopened], stage=stages["Proposal"]
+        )
+    services.opportunity_update(
+        actor=sam, opportunity=deals["K"], expected_close=far + timedelta(days=365)
+    )
+    for account in (globex, initech):
+        contact_services.account_update(actor=admin, account=account, territory="West")
     services.opportunity_create(
         actor=tom,
         name="J",
@@ -280,30 +344,13 @@ def test_a_refresh_recounts_what_changed_since_and_matches_the_live_figures(peop
         amount=Decimal("1000"),
         expected_close=today(),
     )
-    contact_services.account_update(actor=admin, account=hooli, territory="West")
 
-    assert deal_rollups_refresh() >= 4
+    deal_rollups_refresh()
 
-    now = today()
-    periods = {
-        period,
-        period.next(),
-        *(period_of(kind, day) for kind in KINDS for day in (now, old_close, new_close)),
-    }
-    scopes = [
-        forecast.Scope(),
-        forecast.Scope(territory="west"),
-        forecast.Scope(owner=str(sam.pk)),
-        forecast.Scope(team_id=tom.team_id),
-    ]
-    for user in (admin, people["mona"]):
-        for shown in periods:
-            for scope in scopes:
-                assert movement_counted(user, scope, shown) == forecast.pipeline_movement(
-                    user, scope, shown
-                ), (user, shown, scope)
-                live = forecast.forecast_by_owner(forecast.scoped_opportunities(user, scope), shown)
-                assert forecast_counted(user, scope, shown) == live, (user, shown, scope)
+    moments = (today(), far, far + timedelta(days=365), farther, past, period.start)
+    _matches_live(
+        people, {period.next(), *(period_of(kind, day) for kind in KINDS for day in moments)}
+    )
     assert {
         row.measure: (row.count, row.amount)
         for row in movement_counted(admin, forecast.Scope(), period)
@@ -314,11 +361,47 @@ def test_a_refresh_recounts_what_changed_since_and_matches_the_live_figures(peop
         "won": (0, Decimal("0")),
         "lost": (1, Decimal("800.00")),
     }
-    assert forecast_counted(admin, forecast.Scope(territory="West"), period_of("month", now)) == {
-        tom.pk: Numbers(pipeline=Decimal("1000"), weighted=Decimal("100"))
-    }
-    # Changes are read again for a while (one saved before a refresh may commit after it read),
-    # then nothing is recounted while nothing changes.
-    later = timezone.now() + timedelta(minutes=11)
-    assert deal_rollups_refresh(now=later) > 0
-    assert deal_rollups_refresh(now=later + timedelta(minutes=5)) == 0
+    year = {kind: period_of("year", day) for kind, day in (("far", far), ("past", past))}
+    assert forecast_counted(admin, forecast.Scope(), year["far"]) == {}
+    assert forecast_counted(admin, forecast.Scope(), year["past"]) == {}
+    assert forecast_counted(
+        admin, forecast.Scope(territory="West"), period_of("year", farther)
+    ) == {sam.pk: Numbers(pipeline=Decimal("90"), weighted=Decimal("45"))}
+
+
+def test_a_refresh_with_nothing_new_recounts_nothing(people, moves):
+    _aged()
+    deal_rollups_refresh()
+
+    assert deal_rollups_refresh() == 0
+
+
+def test_an_edited_pipeline_or_a_deletion_recounts_everything(people, moves, period):
+    admin = people["admin"]
+    pipeline = pipeline_ensure()
+    _aged()
+    deal_rollups_refresh()
+
+    # Qualification's probability goes from 10% to 20% (D, E, F and I close in P and after).
+    stages = [
+        {
+            "id": stage.pk,
+            "name": stage.name,
+            "probability": 20 if stage.name == "Qualification" else stage.probability,
+            "is_won": stage.is_won,
+            "is_lost": stage.is_lost,
+        }
+        for stage in pipeline.stages.order_by("position")
+    ]
+    services.pipeline_save(actor=admin, pipeline=pipeline, name=pipeline.name, stages=stages)
+    deal_rollups_refresh()
+    _matches_live(people, [period, *(period_of(kind, today()) for kind in KINDS)])
+    # H (lost in P) is deleted; then Initech, with every other deal.
+    services.opportunity_delete(actor=admin, opportunity=Opportunity.objects.get(name="H"))
+    deal_rollups_refresh()
+    lost = movement_counted(admin, forecast.Scope(), period)[-1]
+    contact_services.account_delete(actor=admin, account=Account.objects.get(name="Initech"))
+    deal_rollups_refresh()
+
+    assert (lost.measure, lost.count) == ("lost", 0)
+    assert not MovementCell.objects.exists() and not ForecastCell.objects.exists()
