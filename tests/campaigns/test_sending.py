@@ -319,3 +319,31 @@ def test_through_an_esp_each_message_carries_its_outbox_row_for_the_esps_events(
     assert {m.extra_headers["Message-ID"] for m in mail.outbox} == set(
         rows.values_list("message_id", flat=True)
     )
+
+
+@pytest.mark.django_db
+def test_chunks_of_two_tenants_in_turn_on_one_connection_each_mark_their_own_rows(
+    admin, beta, sink
+):
+    # The mark is a statement prepared once per connection, which a worker's chunks of every
+    # tenant share: it must write to the schema of the chunk at hand.
+    alpha_campaign = campaign_ready(admin, n=3)
+    sending.campaign_send(actor=admin, campaign=alpha_campaign)
+    with schema_context(beta.schema_name):
+        beta_admin = User.objects.get(email="admin@beta.test")
+        beta_campaign = campaign_ready(beta_admin, n=3)
+        sending.campaign_send(actor=beta_admin, campaign=beta_campaign)
+        beta_ranges = list(sending.dispatch_ranges(campaign_id=beta_campaign.pk, size=2))
+    alpha_ranges = list(sending.dispatch_ranges(campaign_id=alpha_campaign.pk, size=2))
+
+    for (alpha_first, alpha_last), (beta_first, beta_last) in zip(
+        alpha_ranges, beta_ranges, strict=True
+    ):
+        sending.chunk_send(campaign_id=alpha_campaign.pk, first_id=alpha_first, last_id=alpha_last)
+        with schema_context(beta.schema_name):
+            sending.chunk_send(campaign_id=beta_campaign.pk, first_id=beta_first, last_id=beta_last)
+
+    assert set(OutboxMessage.objects.values_list("status", flat=True)) == {"sent"}
+    with schema_context(beta.schema_name):
+        assert set(OutboxMessage.objects.values_list("status", flat=True)) == {"sent"}
+    assert len(sink.messages) == 6
