@@ -137,9 +137,10 @@ class Supervisor:
         )
         # Half again as many processes as cores: a campaign send waits on the mail server and
         # PostgreSQL for about half of each message, so one process per core leaves cores idle
-        # (make bench-campaigns on a shared 2-core machine: 3 processes sent 1,030-1,090 msgs/s,
-        # 2 sent 950-1,100 and kept the cores busy only when nothing else ran; each process holds
-        # about 125 MB). docker-compose.yml and the benchmark size the worker alike.
+        # (make bench-campaigns, 100,000 messages on 2 cores: 3 processes sent 1,250 msgs/s on an
+        # otherwise quiet machine and 990-1,090 beside another session's load, 2 sent 1,140 and
+        # 950-1,100; each process holds about 125 MB). docker-compose.yml and the benchmark size
+        # the worker alike.
         self.spawn(
             "worker",
             [
