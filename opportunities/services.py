@@ -245,13 +245,13 @@ def _stage_in_use(stage: Stage) -> bool:
     )
 
 
-@transaction.atomic
 def _stage_label(stage: Stage) -> str:
     """A stage as the pipeline's audit trail shows it: whatever the reports read of it."""
     closing = ", won" if stage.is_won else ", lost" if stage.is_lost else ""
     return f"{stage.name} ({stage.probability}%{closing})"
 
 
+@transaction.atomic
 def pipeline_save(*, actor, pipeline: Pipeline | None, name: str, stages: list[dict]) -> Pipeline:
     """Create a pipeline or change one: its name and its stages, in the order given.
 
