@@ -15,6 +15,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -228,12 +229,12 @@ def ensure_running(*, database: bool, cache: bool) -> dict[str, str]:
 
 
 def development_secret_key() -> str:
-    """A random secret key for this checkout, made once and kept in the data folder."""
-    from django.core.management.utils import get_random_secret_key
-
+    """A random secret key for this checkout, made once and kept in the data folder. URL-safe
+    characters only: django-environ reads a value that starts with "$" as the name of another
+    variable (one of Django's own random keys in fifty did, and settings found no key)."""
     path = data_dir() / "secret_key"
-    if not path.exists():
+    if not path.exists() or path.read_text().startswith("$"):
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(get_random_secret_key())
+        path.write_text(secrets.token_urlsafe(50))
         path.chmod(0o600)
     return path.read_text().strip()
