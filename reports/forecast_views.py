@@ -111,6 +111,17 @@ def _history_chart(history: list[forecast.HistoryPoint] | None):
     )
 
 
+def _counted(period) -> tuple[bool, str]:
+    """Whether the deal rollups were counted yet, and the line the page shows about it. Never
+    counted (a new tenant before beat came by): a count is queued, and the page shows live
+    figures meanwhile."""
+    freshness = deal_rollups.deals_freshness()
+    if freshness is None:
+        rollup_count_soon(deal_rollups_task)
+        return False, f"{period.label}: live figures as of this moment."
+    return True, f"{period.label}. {freshness}"
+
+
 @login_required
 @require("reports.sales")
 def forecast_report(request):
@@ -118,18 +129,10 @@ def forecast_report(request):
     form, values, problems = ForecastForm.read(request.GET, user=request.user)
     period = forecast.period_from_key(values["period"])
     scope = ForecastForm.scope_of(values)
-    freshness = deal_rollups.deals_freshness()
-    if freshness is None:
-        # Never counted (a new tenant before beat came by): live figures meanwhile.
-        rollup_count_soon(deal_rollups_task)
-        result = forecast.forecast(request.user, scope, period)
-        won = forecast.won_by_period
-        freshness = f"{period.label}: live figures as of this moment."
-    else:
-        numbers = deal_rollups.forecast_counted(request.user, scope, period)
-        result = forecast.forecast(request.user, scope, period, numbers)
-        won = deal_rollups.won_counted
-        freshness = f"{period.label}. {freshness}"
+    counted, freshness = _counted(period)
+    numbers = deal_rollups.forecast_counted(request.user, scope, period) if counted else None
+    result = forecast.forecast(request.user, scope, period, numbers)
+    won = deal_rollups.won_counted if counted else forecast.won_by_period
     if wants_csv(request):
         return csv_response(
             filename=f"forecast-{values['period']}",
@@ -261,15 +264,9 @@ def pipeline_movement(request):
     form, values, problems = ForecastForm.read(request.GET, user=request.user)
     period = forecast.period_from_key(values["period"])
     scope = ForecastForm.scope_of(values)
-    freshness = deal_rollups.deals_freshness()
-    if freshness is None:
-        # Never counted (a new tenant before beat came by): live figures meanwhile.
-        rollup_count_soon(deal_rollups_task)
-        rows = forecast.pipeline_movement(request.user, scope, period)
-        freshness = f"{period.label}: live figures as of this moment."
-    else:
-        rows = deal_rollups.movement_counted(request.user, scope, period)
-        freshness = f"{period.label}. {freshness}"
+    counted, freshness = _counted(period)
+    movement = deal_rollups.movement_counted if counted else forecast.pipeline_movement
+    rows = movement(request.user, scope, period)
     if wants_csv(request):
         return csv_response(
             filename=f"pipeline-movement-{values['period']}",
