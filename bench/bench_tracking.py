@@ -75,8 +75,15 @@ import uuid
 from collections import Counter, deque
 from pathlib import Path
 
-from bench_campaigns import DatabaseCpu, cpu_seconds, machine_cpu_seconds
-from measure import percentile, raw_connection, start_gunicorn
+from measure import (
+    DatabaseCpu,
+    child_pids,
+    cpu_seconds,
+    machine_cpu_seconds,
+    percentile,
+    raw_connection,
+    start_gunicorn,
+)
 from platform_setup import ROOT, platform_ready
 
 CONTACTS = int(os.environ.get("BENCH_CONTACTS", "20000"))
@@ -501,17 +508,7 @@ class DrainWorker:
 
     def processes(self) -> list[int]:
         """The worker and its pool's processes."""
-        children = []
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rpartition(")")[2].split()[1]) == self.worker.pid:
-                children.append(int(entry.name))
-        return [self.worker.pid, *children]
+        return [self.worker.pid, *child_pids(self.worker.pid)]
 
     def cpu(self) -> float:
         return cpu_seconds(self.processes())

@@ -1,7 +1,7 @@
-"""What the benchmarks that go through the web share: the site served by gunicorn as in
-production (started here, stopped when the benchmark exits), the server's own time of an answer
-(its Server-Timing header), percentiles, and the raw-SQL timings that a page's or a call's
-latency is compared with."""
+"""What the benchmarks share: the site served by gunicorn as in production (started here, stopped
+when the benchmark exits), the server's own time of an answer (its Server-Timing header),
+percentiles, the raw-SQL timings that a page's or a call's latency is compared with, and the CPU
+time of processes, of this database's PostgreSQL backends and of the whole machine (from /proc)."""
 
 import atexit
 import os
@@ -116,3 +116,72 @@ def time_sql(tenant, query: tuple[str, list], rounds: int = 50) -> list[float]:
             conn.execute(sql, params).fetchall()
             samples.append((time.perf_counter() - started) * 1000)
     return samples
+
+
+# --- CPU time, from /proc ------------------------------------------------------------------------
+
+
+def child_pids(parent: int) -> list[int]:
+    """The processes whose parent is `parent` (a Celery worker's pool)."""
+    children = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # The parent pid is the second field after the command, which is in parentheses.
+        if int(stat.rpartition(")")[2].split()[1]) == parent:
+            children.append(int(entry.name))
+    return children
+
+
+def cpu_seconds(pids) -> float:
+    """User and system CPU time the processes have used so far."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        # utime and stime: fields 14 and 15 of stat, counted from the state after the command.
+        total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
+class DatabaseCpu:
+    """CPU time of the PostgreSQL backends connected to this database (the worker's and this
+    process's), when the server runs on this machine: sampled about once a second, since a
+    backend may end (and take its count with it) when a worker reconnects."""
+
+    def __init__(self):
+        self.first: dict[int, float] = {}
+        self.last: dict[int, float] = {}
+        self.sampled = 0.0
+        self.sample(force=True)
+        self.first = dict(self.last)
+
+    def sample(self, *, force: bool = False) -> None:
+        from django.db import connection
+
+        if not force and time.monotonic() - self.sampled < 1:
+            return
+        self.sampled = time.monotonic()
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+            pids = [pid for (pid,) in cursor.fetchall()]
+        for pid in pids:
+            if Path(f"/proc/{pid}").exists():
+                self.last[pid] = cpu_seconds([pid])
+
+    def used(self) -> float:
+        return sum(seconds - self.first.get(pid, 0.0) for pid, seconds in self.last.items())
+
+
+def machine_cpu_seconds() -> float:
+    """Busy CPU time of the whole machine so far (every process, other users' included)."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    idle = fields[3] + fields[4]
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
