@@ -33,12 +33,10 @@ Prints `BENCH reports.<metric> <value> <unit>` lines; leaves nothing running.
 import os
 import random
 import statistics
-import threading
 import time
-import urllib.request
 from datetime import timedelta
 
-from measure import percentile, server_ms, start_gunicorn
+from measure import page_load, percentile, start_gunicorn
 from platform_setup import platform_ready
 
 CONTACTS = int(os.environ.get("BENCH_CONTACTS", "1000000"))
@@ -59,7 +57,9 @@ def main() -> None:
     port = start_gunicorn(settings)
     host = f"{tenant.slug}.localhost:{port}"
     for name, path in pages(tenant):
-        client, server = load(port, host, path, cookie)
+        client, server = page_load(
+            port, host, path, cookie, clients=CLIENTS, requests=REQUESTS_PER_PAGE
+        )
         print(f"BENCH reports.{name}_p50 {statistics.median(client):.1f} ms", flush=True)
         print(f"BENCH reports.{name}_p95 {percentile(client, 0.95):.1f} ms", flush=True)
         print(f"BENCH reports.{name}_server_p50 {statistics.median(server):.1f} ms", flush=True)
@@ -479,45 +479,6 @@ def rollups_bring_up_to_date() -> None:
     timed("deal_rollups_refresh", deal_rollups_refresh)
     timed("lifecycle_rollup_refresh", lifecycle_rollup_refresh)
     timed("marketing_rollup_refresh", marketing_rollup_refresh)
-
-
-def load(port: int, host: str, path: str, cookie: str) -> tuple[list[float], list[float]]:
-    """REQUESTS_PER_PAGE requests from CLIENTS threads (after a warm-up of two each); the
-    milliseconds of each as the clients saw them, and as the server says it took."""
-    client_ms: list[float] = []
-    server: list[float] = []
-    lock = threading.Lock()
-
-    def get() -> tuple[float, float]:
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{port}{path}", headers={"Host": host, "Cookie": cookie}
-        )
-        started = time.perf_counter()
-        with urllib.request.urlopen(request, timeout=60) as response:
-            response.read()
-            assert response.status == 200, (path, response.status)
-        elapsed = (time.perf_counter() - started) * 1000
-        own = server_ms(response.headers)
-        assert own is not None, (path, "no Server-Timing header")
-        return elapsed, own
-
-    def client(count: int, timed: bool) -> None:
-        for _ in range(count):
-            elapsed, own = get()
-            if timed:
-                with lock:
-                    client_ms.append(elapsed)
-                    server.append(own)
-
-    # The warm-up is concurrent too, so that every worker process and thread has served the
-    # page (imported what it needs, compiled its templates) before it is timed.
-    for count, timed in ((2, False), (REQUESTS_PER_PAGE // CLIENTS, True)):
-        threads = [threading.Thread(target=client, args=(count, timed)) for _ in range(CLIENTS)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-    return client_ms, server
 
 
 if __name__ == "__main__":

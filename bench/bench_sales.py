@@ -20,12 +20,10 @@ Prints `BENCH sales.<metric> <value> <unit>` lines; leaves nothing running.
 
 import os
 import statistics
-import threading
 import time
-import urllib.request
 from urllib.parse import urlencode
 
-from measure import percentile, server_ms, start_gunicorn, time_sql
+from measure import page_load, percentile, start_gunicorn, time_sql
 from platform_setup import platform_ready
 
 CONTACTS = int(os.environ.get("BENCH_CONTACTS", "1000000"))
@@ -53,7 +51,9 @@ def main() -> None:
     }
     raw = raw_queries(contact_id, deep_key)
     for name, path in pages.items():
-        client, server = load(port, host, path, cookie)
+        client, server = page_load(
+            port, host, path, cookie, clients=CLIENTS, requests=REQUESTS_PER_PAGE
+        )
         sql_p95 = percentile(time_sql(tenant, raw[name]), 0.95)
         for side, samples in (("client", client), ("server", server)):
             print(f"BENCH sales.{name}_{side}_p50 {statistics.median(samples):.1f} ms", flush=True)
@@ -128,47 +128,6 @@ def prepare():
         cursor_value = signing.dumps(deep_key, salt=f"{SALT}:contacts_contact:name")
     connection.set_schema_to_public()
     return tenant, contact_id, f"sessionid={session.session_key}", deep_key, cursor_value
-
-
-def load(port: int, host: str, path: str, cookie: str) -> tuple[list[float], list[float]]:
-    """REQUESTS_PER_PAGE requests from CLIENTS threads (after a warm-up); the milliseconds of
-    each as the clients saw them, and as the server says it took."""
-    client_ms: list[float] = []
-    server: list[float] = []
-    lock = threading.Lock()
-
-    def get() -> tuple[float, float]:
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{port}{path}", headers={"Host": host, "Cookie": cookie}
-        )
-        started = time.perf_counter()
-        with urllib.request.urlopen(request, timeout=30) as response:
-            response.read()
-            assert response.status == 200, (path, response.status)
-        elapsed = (time.perf_counter() - started) * 1000
-        own = server_ms(response.headers)
-        assert own is not None, (path, "no Server-Timing header")
-        return elapsed, own
-
-    for _ in range(3):
-        get()
-
-    def client(count: int) -> None:
-        for _ in range(count):
-            elapsed, own = get()
-            with lock:
-                client_ms.append(elapsed)
-                server.append(own)
-
-    threads = [
-        threading.Thread(target=client, args=(REQUESTS_PER_PAGE // CLIENTS,))
-        for _ in range(CLIENTS)
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return client_ms, server
 
 
 def raw_queries(contact_id: int, deep_key: list) -> dict[str, tuple[str, list]]:

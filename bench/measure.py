@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -87,6 +88,47 @@ def start_gunicorn(settings) -> int:
         except OSError:
             time.sleep(0.2)
     raise SystemExit("gunicorn did not start")
+
+
+def page_load(
+    port: int, host: str, path: str, cookie: str, *, clients: int, requests: int
+) -> tuple[list[float], list[float]]:
+    """`requests` GETs of a page from `clients` threads (after a warm-up of two each, all at
+    once, so that every worker process and thread has served the page, imported what it needs
+    and compiled its templates, before it is timed): the milliseconds of each as the clients saw
+    them, and as the server says it took."""
+    client_ms: list[float] = []
+    server: list[float] = []
+    lock = threading.Lock()
+
+    def get() -> tuple[float, float]:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}{path}", headers={"Host": host, "Cookie": cookie}
+        )
+        started = time.perf_counter()
+        with urllib.request.urlopen(request, timeout=60) as response:
+            response.read()
+            assert response.status == 200, (path, response.status)
+        elapsed = (time.perf_counter() - started) * 1000
+        own = server_ms(response.headers)
+        assert own is not None, (path, "no Server-Timing header")
+        return elapsed, own
+
+    def client(count: int, timed: bool) -> None:
+        for _ in range(count):
+            elapsed, own = get()
+            if timed:
+                with lock:
+                    client_ms.append(elapsed)
+                    server.append(own)
+
+    for count, timed in ((2, False), (requests // clients, True)):
+        threads = [threading.Thread(target=client, args=(count, timed)) for _ in range(clients)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    return client_ms, server
 
 
 def raw_connection(tenant):
