@@ -36,12 +36,6 @@ def at(day, hour=12):
 
 
 @pytest.fixture
-def period():
-    """Last quarter: whole, and in the list of periods a user can choose."""
-    return period_of("quarter", today()).previous()
-
-
-@pytest.fixture
 def people(in_alpha):
     north, south = Team.objects.create(name="North"), Team.objects.create(name="South")
 
@@ -56,13 +50,6 @@ def people(in_alpha):
         "tom": person("tom@alpha.test", "Tom South", Role.SALES, south),
         "south": south,
     }
-
-
-@pytest.fixture(params=["live", "counted"])
-def source(request):
-    """Whether the page shows live figures (the rollup never counted) or the rollup's, counted
-    after the deals were made."""
-    return request.param
 
 
 @pytest.fixture

@@ -39,11 +39,6 @@ def at(day, hour=12):
 
 
 @pytest.fixture
-def period():
-    return period_of("quarter", today()).previous()
-
-
-@pytest.fixture
 def people(in_alpha):
     north, south = Team.objects.create(name="North"), Team.objects.create(name="South")
     return {
@@ -133,13 +128,6 @@ def moves(people, period):
     i = deal("I", sam, 900)
     services.opportunity_update(actor=sam, opportunity=i, expected_close=d + timedelta(days=5))
     into_period(i)
-
-
-@pytest.fixture(params=["live", "counted"])
-def source(request):
-    """Whether the page shows live figures (the rollup never counted) or the rollup's, counted
-    after the deals were made."""
-    return request.param
 
 
 @pytest.fixture
