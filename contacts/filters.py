@@ -6,6 +6,7 @@ from django.db.models import Q
 
 from contacts.models import Account, Contact, CustomerType, LifecycleStage
 from contacts.selectors import contact_search
+from crm.forms import ShortChoiceFilter
 from crm.users.models import User
 
 
@@ -15,7 +16,7 @@ def _active_users(request):
 
 class ContactFilter(django_filters.FilterSet):
     q = django_filters.CharFilter(method="search", label="Search")
-    owner = django_filters.ModelChoiceFilter(queryset=_active_users)
+    owner = ShortChoiceFilter(queryset=_active_users)
     territory = django_filters.CharFilter(lookup_expr="iexact")
     lifecycle_stage = django_filters.ChoiceFilter(
         choices=LifecycleStage.choices, label="Life-cycle stage"
@@ -51,7 +52,7 @@ class ContactFilter(django_filters.FilterSet):
 
 class AccountFilter(django_filters.FilterSet):
     q = django_filters.CharFilter(method="search", label="Search")
-    owner = django_filters.ModelChoiceFilter(queryset=_active_users)
+    owner = ShortChoiceFilter(queryset=_active_users)
     territory = django_filters.CharFilter(lookup_expr="iexact")
     industry = django_filters.CharFilter(lookup_expr="iexact")
     customer_type = django_filters.ChoiceFilter(choices=CustomerType.choices)

@@ -4,6 +4,7 @@ from django import forms
 
 from contacts.models import Account, Activity, Appointment, Contact, Task
 from crm import access
+from crm.forms import ShortChoices
 from crm.pickers import RecordPickerField
 from crm.users.models import User
 
@@ -90,6 +91,7 @@ class TaskForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self.fields["assignee"].iterator = ShortChoices
         self.fields["assignee"].queryset = User.objects.filter(is_active=True)
         self.fields["assignee"].required = False
 

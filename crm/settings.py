@@ -58,6 +58,8 @@ SHARED_APPS = [
     "django.contrib.postgres",
     "django.contrib.staticfiles",
     "django.contrib.messages",
+    # Django's own widget templates, for the project's template engine (FORM_RENDERER).
+    "django.forms",
     "django_htmx",
     "django_filters",
     "js_lib_htmx",
@@ -165,6 +167,10 @@ TEMPLATES = [
         },
     },
 ]
+
+# Forms render with the project's templates, so that templates/django/forms/ can replace a
+# widget's template (the select's, which included one template per option).
+FORM_RENDERER = "django.forms.renderers.TemplatesSetting"
 
 WSGI_APPLICATION = "crm.wsgi.application"
 

@@ -4,6 +4,7 @@ list then says so and shows everything, rather than failing."""
 import django_filters
 from django.db.models import Q
 
+from crm.forms import ShortChoiceFilter
 from crm.users.models import User
 from opportunities.models import ForecastCategory, Opportunity, Pipeline, Stage
 
@@ -17,11 +18,11 @@ STATUS_CHOICES = [("open", "Open"), ("won", "Won"), ("lost", "Lost")]
 
 class OpportunityFilter(django_filters.FilterSet):
     q = django_filters.CharFilter(method="search", label="Search")
-    owner = django_filters.ModelChoiceFilter(queryset=_active_users)
-    pipeline = django_filters.ModelChoiceFilter(
+    owner = ShortChoiceFilter(queryset=_active_users)
+    pipeline = ShortChoiceFilter(
         field_name="stage__pipeline", queryset=Pipeline.objects.order_by("name")
     )
-    stage = django_filters.ModelChoiceFilter(
+    stage = ShortChoiceFilter(
         queryset=Stage.objects.select_related("pipeline").order_by("pipeline__name", "position")
     )
     status = django_filters.ChoiceFilter(choices=STATUS_CHOICES, method="with_status")
