@@ -22,7 +22,7 @@ from django.urls import reverse
 
 from contacts.models import Account, Activity, Appointment, Contact, Task
 from crm.users.models import Role, User
-from opportunities.models import Opportunity
+from opportunities.models import Opportunity, StageTotal
 from tracking.models import Engagement
 
 # action -> roles allowed
@@ -209,6 +209,14 @@ def opportunities_for(user) -> QuerySet[Opportunity]:
         return Opportunity.objects.none()
     q = _reach(user, owner_field="owner", shared_field="account__shared_with")
     return _scoped(Opportunity.objects.all(), q)
+
+
+def stage_totals_for(user) -> QuerySet[StageTotal] | None:
+    """The per-owner stage totals that add up to exactly the opportunities `opportunities_for`
+    gives the user; None for partners, who see deals by sharing, which the totals do not keep."""
+    if user.role == Role.PARTNER:
+        return None
+    return owned_for(user, StageTotal.objects.all())
 
 
 def _linked_for(queryset: QuerySet, user) -> QuerySet:

@@ -114,6 +114,40 @@ class Opportunity(models.Model):
         return self.amount * self.stage.probability / 100
 
 
+class StageTotal(models.Model):
+    """How many opportunities each owner has in each stage, and their amount, for the pipeline
+    board's column totals: summing a few of these rows replaces reading every deal.
+
+    Triggers in the database keep them (migration 0008): every statement that inserts, updates
+    or deletes opportunities adds its change, whatever wrote it (a form, the API, a COPY, a
+    merge). The rows are derived, so they hold no foreign keys: deleting a user or an empty
+    stage leaves its rows behind, at zero or no longer read."""
+
+    stage = models.ForeignKey(
+        Stage, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
+    )
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+    )
+    count = models.BigIntegerField()
+    amount = models.DecimalField(max_digits=20, decimal_places=2)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["stage", "owner"], name="stage_total_once", nulls_distinct=False
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.count} in stage {self.stage_id} for owner {self.owner_id}"
+
+
 class StageChange(models.Model):
     """One move of an opportunity from a stage to another (or into its first stage), with when
     and by whom: the stage history that pipeline and forecast reports read."""

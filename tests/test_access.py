@@ -7,6 +7,7 @@ from crm import access
 from crm.users.models import PartnerOrganization, Role, Team, User
 from crm.users.services import user_create
 from opportunities.models import Opportunity
+from opportunities.selectors import pipeline_board
 from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.django_db
@@ -113,3 +114,15 @@ def test_list_pages_offer_only_the_actions_the_role_may_take(client, world, who,
     offered = {action for action in ("import", "find-duplicates") if f'"{action}"' in page}
     assert offered == shown
     assert access.Allowed(world[who])["records"]["merge"] == ("find-duplicates" in shown)
+
+
+@pytest.mark.parametrize("who", list(EXPECTED))
+def test_each_role_s_board_counts_exactly_its_deals(world, who):
+    """The board's totals come from the stage totals the database keeps per owner, except for
+    partners, whose deals are the shared ones: each role's column counts just what it sees."""
+    stage = _stage()
+    column = next(c for c in pipeline_board(world[who], stage.pipeline) if c.stage == stage)
+    deals = EXPECTED[who][1]
+
+    assert column.count == len(deals)
+    assert {card.name.removesuffix(" Deal") for card in column.cards} == deals
