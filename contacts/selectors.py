@@ -74,19 +74,26 @@ def account_get(user, pk: int) -> Account:
     return get_object_or_404(access.accounts_for(user).select_related("owner", "parent"), pk=pk)
 
 
+TIMELINE_ORDER = pagination.Ordering("newest", ("occurred_at", "id"), descending=True)
+TIMELINE_PAGE_SIZE = 50
+
+
 def timeline(
     *,
     contact: Contact | None = None,
     account: Account | None = None,
     kind: str | None = None,
-    limit: int = 100,
-) -> list[TimelineEntry]:
-    """The newest entries of a contact's or an account's timeline, optionally of one kind."""
+    older: str | None = None,
+) -> pagination.Page:
+    """A page of a contact's or an account's timeline, newest first, optionally of one kind:
+    the newest entries, or those after `older` (the cursor a page gives its older neighbour)."""
     entries = TimelineEntry.objects.select_related("actor", "contact")
     entries = entries.filter(contact=contact) if contact else entries.filter(account=account)
     if kind:
         entries = entries.filter(kind=kind)
-    return list(entries.order_by("-occurred_at", "-id")[:limit])
+    return pagination.keyset_page(
+        entries, TIMELINE_ORDER, cursor=older, size=TIMELINE_PAGE_SIZE, counted=False
+    )
 
 
 def timeline_kinds(*, contact: Contact | None = None, account: Account | None = None) -> list:

@@ -83,9 +83,20 @@ def search(request):
     return render(request, template, {"results": results})
 
 
-def _timeline_kind(request) -> str | None:
+def _timeline(request, **record) -> dict:
+    """A contact's or account's timeline page, as the request asks for it: of one kind (an
+    unknown one shows all) and from the newest entry or from an older page's cursor."""
     kind = request.GET.get("kind") or None
-    return kind if kind in TimelineEntry.Kind.values else None
+    kind = kind if kind in TimelineEntry.Kind.values else None
+    page = selectors.timeline(**record, kind=kind, older=request.GET.get("older"))
+    if page.cursor_was_invalid:
+        messages.error(request, "That link to older entries was not valid; here are the newest.")
+    return {
+        "timeline": page.rows,
+        "timeline_older": page.next_cursor,
+        "kinds": selectors.timeline_kinds(**record),
+        "kind": kind,
+    }
 
 
 @login_required
@@ -93,15 +104,12 @@ def _timeline_kind(request) -> str | None:
 def contact_detail(request, pk):
     """The 360-degree page: everything about one person, newest first."""
     contact = selectors.contact_get(request.user, pk)
-    kind = _timeline_kind(request)
     return render(
         request,
         "contacts/contact_detail.html",
         {
             "contact": contact,
-            "timeline": selectors.timeline(contact=contact, kind=kind),
-            "kinds": selectors.timeline_kinds(contact=contact),
-            "kind": kind,
+            **_timeline(request, contact=contact),
             "tasks": selectors.open_tasks(contact=contact),
             "audit": selectors.audit_trail(contact),
             "activity_form": ActivityForm(initial={"kind": "call"}),
@@ -195,7 +203,6 @@ def task_done(request, pk):
 def account_detail(request, pk):
     """An account's page: its details, its contacts, its opportunities and all their history."""
     account = selectors.account_get(request.user, pk)
-    kind = _timeline_kind(request)
     return render(
         request,
         "contacts/account_detail.html",
@@ -203,9 +210,7 @@ def account_detail(request, pk):
             "account": account,
             "contacts": selectors.contact_list(request.user).filter(account=account)[:100],
             "opportunities": selectors.account_opportunities(request.user, account),
-            "timeline": selectors.timeline(account=account, kind=kind),
-            "kinds": selectors.timeline_kinds(account=account),
-            "kind": kind,
+            **_timeline(request, account=account),
             "tasks": selectors.open_tasks(account=account),
             "audit": selectors.audit_trail(account),
         },

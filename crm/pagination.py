@@ -66,11 +66,13 @@ def keyset_page(
     cursor: str | None,
     size: int,
     total: int | None = None,
+    counted: bool = True,
 ) -> Page:
     """The page of `queryset` (already filtered) after `cursor`, in `ordering`.
 
     `total` is the capped count when the caller found it already (a search that gathers its
-    matches, see contacts.selectors.contact_search), so that it is not counted twice."""
+    matches, see contacts.selectors.contact_search), so that it is not counted twice. A page
+    that shows no total (a timeline's) is not `counted`: its total is left at 0."""
     table = queryset.model._meta.db_table
     invalid = False
     rows_qs = queryset.order_by(*ordering.order_by())
@@ -97,7 +99,9 @@ def keyset_page(
         next_cursor = signing.dumps(
             _key(rows[-1], ordering.columns), salt=f"{SALT}:{table}:{ordering.label}"
         )
-    if total is None:
+    if not counted:
+        total = 0
+    elif total is None:
         # Only the keys, without the select_related joins the rows need.
         total = queryset.order_by().values("pk")[: COUNT_CAP + 1].count()
     return Page(

@@ -1,4 +1,8 @@
+from datetime import timedelta
+from urllib.parse import quote
+
 import pytest
+from django.utils import timezone
 
 from contacts import services
 from contacts.models import Activity, Contact, Task
@@ -62,6 +66,49 @@ def test_the_360_page_shows_everything_newest_first_and_filters_by_kind(
     assert [e.summary for e in calls.context["timeline"]] == ["Call: First call"]
     unknown = sales_client.get(f"/contacts/{contact.pk}/?kind=<script>", **ALPHA)
     assert unknown.status_code == 200 and len(unknown.context["timeline"]) == len(summaries)
+
+
+def test_the_timeline_pages_back_to_the_oldest_entry(sales_client, contact):
+    """50 entries a page, newest first, with a link to the older ones that keeps the kind."""
+    now = timezone.now()
+    TimelineEntry.objects.bulk_create(
+        TimelineEntry(
+            contact=contact,
+            kind="call" if n % 2 else "note",
+            occurred_at=now - timedelta(hours=n),
+            summary=f"Entry {n}",
+        )
+        for n in range(1, 121)
+    )
+    url = f"/contacts/{contact.pk}/"
+
+    def entries(page):
+        return [e.summary for e in page.context["timeline"] if e.summary.startswith("Entry")]
+
+    first = sales_client.get(url, **ALPHA)
+    assert entries(first) == [f"Entry {n}" for n in range(1, 121)][: len(entries(first))]
+    seen = entries(first)
+    page = first
+    while page.context["timeline_older"]:
+        link = f"older={quote(page.context['timeline_older'])}"
+        assert link in page.content.decode()
+        page = sales_client.get(f"{url}?older={page.context['timeline_older']}", **ALPHA)
+        assert "« Newest" in page.content.decode()
+        seen += entries(page)
+    assert seen == [f"Entry {n}" for n in range(1, 121)]
+    assert len(entries(first)) <= 50 and len(entries(page)) < 50
+
+    calls = sales_client.get(f"{url}?kind=call", **ALPHA)
+    assert f"kind=call&amp;older={quote(calls.context['timeline_older'])}" in calls.content.decode()
+    older_calls = sales_client.get(
+        f"{url}?kind=call&older={calls.context['timeline_older']}", **ALPHA
+    )
+    assert entries(older_calls) == [f"Entry {n}" for n in range(101, 121, 2)]
+
+    forged = sales_client.get(f"{url}?older=not-a-cursor", **ALPHA, follow=True)
+    assert forged.status_code == 200
+    assert entries(forged) == entries(first)
+    assert "here are the newest" in forged.content.decode()
 
 
 def test_quick_actions_log_a_call_and_add_a_task(sales_client, sales, contact):
