@@ -87,8 +87,12 @@ def timeline(
 ) -> pagination.Page:
     """A page of a contact's or an account's timeline, newest first, optionally of one kind:
     the newest entries, or those after `older` (the cursor a page gives its older neighbour)."""
-    entries = TimelineEntry.objects.select_related("actor", "contact")
-    entries = entries.filter(contact=contact) if contact else entries.filter(account=account)
+    entries = TimelineEntry.objects.select_related("actor")
+    if contact:
+        entries = entries.filter(contact=contact)
+    else:
+        # An account's timeline names the person of each entry.
+        entries = entries.filter(account=account).select_related("contact")
     if kind:
         entries = entries.filter(kind=kind)
     return pagination.keyset_page(
