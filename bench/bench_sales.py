@@ -162,10 +162,18 @@ def raw_queries(contact_id: int, deep_key: list) -> dict[str, tuple[str, list]]:
             "ORDER BY t.occurred_at DESC, t.id DESC LIMIT 100",
             [contact_id],
         ),
+        # The stages of the first pipeline, each with its kept totals and its 20 biggest deals.
         "pipeline_board": (
-            "SELECT stage_id, count(*), sum(amount), "
-            "sum(amount * s.probability / 100) FROM opportunities_opportunity o "
-            "JOIN opportunities_stage s ON s.id = o.stage_id GROUP BY stage_id",
+            "SELECT s.id, s.name, t.n, t.total, t.total * s.probability / 100, "
+            "c.id, c.name, c.amount, c.currency, c.account "
+            "FROM opportunities_stage s "
+            "CROSS JOIN LATERAL (SELECT sum(count) AS n, sum(amount) AS total "
+            "FROM opportunities_stagetotal WHERE stage_id = s.id) t "
+            "LEFT JOIN LATERAL (SELECT o.id, o.name, o.amount, o.currency, a.name AS account "
+            "FROM opportunities_opportunity o LEFT JOIN contacts_account a ON a.id = o.account_id "
+            "WHERE o.stage_id = s.id ORDER BY o.amount DESC, o.id LIMIT 20) c ON true "
+            "WHERE s.pipeline_id = (SELECT min(id) FROM opportunities_pipeline) "
+            "ORDER BY s.position, c.amount DESC, c.id",
             [],
         ),
     }
