@@ -10,9 +10,22 @@ Changes go the same way: COPY into a temporary table, then one UPDATE joined to 
 for every row, so a thousand rows cost a million comparisons.
 """
 
-from django.db import connection
+from collections.abc import Callable
+
+from django.db import connection, models
 from django.db.models import Model
 from django.db.models.expressions import DatabaseDefault, Value
+
+# Columns whose values COPY takes as they are: for these, Django's preparation only re-checks a
+# type that an object built from validated data has already (subclasses included: e-mail,
+# positive and big integers, one-to-one keys).
+_AS_IS = (
+    models.CharField,
+    models.TextField,
+    models.BooleanField,
+    models.IntegerField,
+    models.ForeignKey,
+)
 
 
 def _insert_value(field, obj: Model):
@@ -26,6 +39,21 @@ def _insert_value(field, obj: Model):
         elif hasattr(value, "resolve_expression"):
             raise ValueError(f"{field} has an expression as its database default.")
     return field.get_db_prep_save(value, connection)
+
+
+def _copy_value(field) -> Callable[[Model], object]:
+    """How to read `field`'s COPY value from an object: as it is for the plain columns above
+    (unless left to the database default), else through the field's own preparation. Preparing
+    every value was a third of a thousand-contact API upsert."""
+    if not isinstance(field, _AS_IS):
+        return lambda obj: _insert_value(field, obj)
+    attname = field.attname
+
+    def value(obj):
+        found = getattr(obj, attname)
+        return _insert_value(field, obj) if isinstance(found, DatabaseDefault) else found
+
+    return value
 
 
 def copy_insert(objs: list[Model]) -> None:
@@ -49,8 +77,9 @@ def copy_insert(objs: list[Model]) -> None:
         columns = ", ".join(quote(field.column) for field in fields)
         # The driver's own cursor: Django's wrapper has no COPY.
         with cursor.cursor.copy(f"COPY {quote(meta.db_table)} ({columns}) FROM STDIN") as copy:
+            values = [_copy_value(field) for field in fields]
             for obj in objs:
-                copy.write_row([_insert_value(field, obj) for field in fields])
+                copy.write_row([value(obj) for value in values])
     for obj in objs:
         obj._state.adding = False
         obj._state.db = connection.alias
