@@ -164,6 +164,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "crm.context_processors.shell",
             ],
+            "libraries": {"links": "crm.links"},
         },
     },
 ]
