@@ -4,6 +4,7 @@ from datetime import date, timedelta
 from functools import reduce
 
 from django.contrib.postgres.search import TrigramSimilarity
+from django.db import connection
 from django.db.models import F, Q, QuerySet, Value
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Concat, Greatest, Upper
@@ -101,13 +102,17 @@ def timeline(
 
 
 def timeline_kinds(*, contact: Contact | None = None, account: Account | None = None) -> list:
-    """The kinds that occur on a timeline, for its filter."""
-    entries = (
-        TimelineEntry.objects.filter(contact=contact)
-        if contact
-        else TimelineEntry.objects.filter(account=account)
-    )
-    present = set(entries.values_list("kind", flat=True).distinct())
+    """The kinds that occur on a timeline, for its filter: one probe of the (record, kind)
+    index per kind there is, rather than a pass over every entry (a contact may have
+    thousands)."""
+    column = "contact_id" if contact else "account_id"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT k.kind FROM unnest(%s::varchar[]) AS k (kind) WHERE EXISTS (SELECT 1 FROM "
+            f"tracking_timelineentry t WHERE t.{column} = %s AND t.kind = k.kind)",
+            [TimelineEntry.Kind.values, (contact or account).pk],
+        )
+        present = {kind for (kind,) in cursor.fetchall()}
     return [(value, label) for value, label in TimelineEntry.Kind.choices if value in present]
 
 

@@ -33,11 +33,22 @@ class TimelineEntry(models.Model):
         SCORE = "score", "Sales-ready"
         STAGE = "stage", "Life-cycle stage"
 
+    # Indexed below with the kind (the timeline's filter asks which kinds a record has).
     contact = models.ForeignKey(
-        "contacts.Contact", null=True, blank=True, on_delete=models.CASCADE, related_name="timeline"
+        "contacts.Contact",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="timeline",
+        db_index=False,
     )
     account = models.ForeignKey(
-        "contacts.Account", null=True, blank=True, on_delete=models.CASCADE, related_name="timeline"
+        "contacts.Account",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="timeline",
+        db_index=False,
     )
     kind = models.CharField(max_length=20, choices=Kind.choices)
     occurred_at = models.DateTimeField()
@@ -56,6 +67,8 @@ class TimelineEntry(models.Model):
         indexes = [
             models.Index(fields=["contact", "-occurred_at", "-id"]),
             models.Index(fields=["account", "-occurred_at", "-id"]),
+            models.Index(fields=["contact", "kind"], name="timeline_contact_kind"),
+            models.Index(fields=["account", "kind"], name="timeline_account_kind"),
         ]
         constraints = [
             models.UniqueConstraint(

@@ -62,6 +62,12 @@ def test_the_360_page_shows_everything_newest_first_and_filters_by_kind(
         "Call: First call",
     ]
     assert [t.title for t in page.context["tasks"]] == ["Send the quote"]
+    # The filter offers the kinds this contact's timeline has, and no others.
+    kinds = {e.kind for e in TimelineEntry.objects.filter(contact=contact)}
+    assert {"call", "meeting", "task"} <= kinds
+    assert [value for value, _ in page.context["kinds"]] == [
+        value for value in TimelineEntry.Kind.values if value in kinds
+    ]
     calls = sales_client.get(f"/contacts/{contact.pk}/?kind=call", **ALPHA)
     assert [e.summary for e in calls.context["timeline"]] == ["Call: First call"]
     unknown = sales_client.get(f"/contacts/{contact.pk}/?kind=<script>", **ALPHA)
@@ -247,6 +253,11 @@ def test_the_account_page_shows_the_history_of_all_its_contacts(sales_client, sa
     assert {c.first_name for c in page.context["contacts"]} == {"Peter", "Michael"}
     assert TimelineEntry.objects.filter(account=contact.account).count() >= 4
     assert User.objects.count() >= 2
+    kinds = {e.kind for e in TimelineEntry.objects.filter(account=contact.account)}
+    assert [value for value, _ in page.context["kinds"]] == [
+        value for value in TimelineEntry.Kind.values if value in kinds
+    ]
+    assert "email" in kinds and "meeting" not in kinds
 
 
 @pytest.mark.parametrize("query", ["gibb", "PETER@init", "initech", "Peter Gib", "Gibons"])
