@@ -227,29 +227,31 @@ class Client:
         return (time.perf_counter() - started) * 1000, server_ms(headers), ok
 
     def load(self, make_call, count: int) -> tuple[Samples, int]:
-        """`count` calls from CLIENTS threads (after a warm-up): milliseconds each, and how
-        many failed."""
+        """`count` calls from CLIENTS threads: milliseconds each, and how many failed. A
+        warm-up of two calls from each client, all at once, comes first, so that every worker
+        thread has its database connection and has served the call before it is timed (as
+        `measure.page_load` does for pages)."""
         samples = Samples()
         errors = 0
         lock = threading.Lock()
-        for _ in range(3):
-            self.call(*make_call())
 
-        def client() -> None:
+        def client(calls: int, timed: bool) -> None:
             nonlocal errors
-            for _ in range(count // CLIENTS):
+            for _ in range(calls):
                 with lock:
                     method, path, body = make_call()
                 elapsed, own, ok = self.call(method, path, body)
-                with lock:
-                    samples.add(elapsed, own)
-                    errors += not ok
+                if timed:
+                    with lock:
+                        samples.add(elapsed, own)
+                        errors += not ok
 
-        threads = [threading.Thread(target=client) for _ in range(CLIENTS)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        for calls, timed in ((2, False), (count // CLIENTS, True)):
+            threads = [threading.Thread(target=client, args=(calls, timed)) for _ in range(CLIENTS)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
         return samples, errors
 
     def bulk(self, run: str) -> tuple[Samples, int, float]:
