@@ -1,7 +1,9 @@
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 from django_tenants.utils import schema_context
 from playwright.sync_api import expect
 
@@ -10,6 +12,7 @@ from crm.demo import pipeline_ensure
 from crm.users.models import User
 from opportunities import services as opportunity_services
 from tests.e2e.conftest import log_in
+from tracking.models import TimelineEntry
 
 pytestmark = pytest.mark.e2e
 
@@ -92,3 +95,34 @@ def test_a_salesperson_finds_a_contact_logs_a_call_adds_a_task_and_moves_the_dea
 
     page.get_by_role("link", name="Call", exact=True).click()
     expect(entries).to_have_count(1)
+
+
+def test_a_salesperson_pages_back_through_a_long_timeline(page, live_app, book, django_db_blocker):
+    tenant, email, deal = book
+    with django_db_blocker.unblock(), schema_context(tenant.schema_name):
+        peter = deal.primary_contact
+        now = timezone.now()
+        TimelineEntry.objects.bulk_create(
+            TimelineEntry(
+                contact=peter,
+                account=peter.account,
+                kind="note",
+                occurred_at=now - timedelta(days=n),
+                summary=f"Note {n}",
+            )
+            for n in range(1, 61)
+        )
+    connection.set_schema_to_public()
+    log_in(page, live_app, tenant.slug, email)
+    page.goto(live_app.url_for(tenant.slug, f"/contacts/{deal.primary_contact_id}/"))
+
+    page.get_by_role("link", name="Note", exact=True).click()
+    entries = page.get_by_test_id("timeline").locator("li .entry-summary")
+    expect(entries).to_have_count(50)
+    expect(entries.nth(0)).to_have_text("Note 1")
+    page.get_by_test_id("older").click()
+    expect(entries).to_have_count(10)
+    expect(entries.nth(9)).to_have_text("Note 60")
+    expect(page.get_by_test_id("older")).to_have_count(0)
+    page.get_by_test_id("newest").click()
+    expect(entries.nth(0)).to_have_text("Note 1")
