@@ -159,7 +159,7 @@ def raw_queries(contact_id: int, deep_key: list) -> dict[str, tuple[str, list]]:
         "contact_360": (
             "SELECT t.id, t.kind, t.summary, t.occurred_at FROM "
             "tracking_timelineentry t WHERE t.contact_id = %s "
-            "ORDER BY t.occurred_at DESC, t.id DESC LIMIT 100",
+            "ORDER BY t.occurred_at DESC, t.id DESC LIMIT 51",
             [contact_id],
         ),
         # The stages of the first pipeline, each with its kept totals and its 20 biggest deals.

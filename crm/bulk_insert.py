@@ -58,7 +58,10 @@ def _copy_value(field) -> Callable[[Model], object]:
 
 def copy_insert(objs: list[Model]) -> None:
     """Insert unsaved instances of one model with COPY, in the current transaction and
-    schema, filling in auto_now(_add) fields and primary keys as `save()` would."""
+    schema, filling in auto_now(_add) fields and primary keys as `save()` would.
+
+    The instances' values must have their fields' types already, as validated data and
+    `full_clean()` give them: text, number, boolean and key values go to COPY as they are."""
     if not objs:
         return
     meta = type(objs[0])._meta

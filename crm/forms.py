@@ -27,8 +27,13 @@ class ShortChoices(ModelChoiceIterator):
             yield self.choice(obj)
 
 
+class ShortFilterChoices(django_filters.fields.ModelChoiceIterator, ShortChoices):
+    """ShortChoices for a filter: django-filter's iterator (its "null" choice), over the plain
+    query."""
+
+
 class ShortChoiceField(django_filters.fields.ModelChoiceField):
-    iterator = ShortChoices
+    iterator = ShortFilterChoices
 
 
 class ShortChoiceFilter(django_filters.ModelChoiceFilter):

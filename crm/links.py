@@ -6,6 +6,9 @@ check of its arguments): a pipeline board of 120 cards with two links each spent
 each row's key then takes the marker's place.
 
 In a template: `{% load links %}` and `{{ contact.pk|record_url:"contacts:contact_detail" }}`.
+Unlike `reverse()`, the key goes in as it is (integer keys need no quoting) and there is no
+`current_app`; the cache is right while a pattern's reversal depends only on the URLconf and the
+script prefix (tenants chosen by host, no language prefixes).
 """
 
 from functools import lru_cache

@@ -262,6 +262,12 @@ CELERY_BEAT_SCHEDULE = {
         "args": ["reports.rollup_tasks.activity_rollup"],
         "options": {"expires": 540},
     },
+    # The pipeline board's stage totals: the rows the triggers add, folded (opportunities).
+    "stage-totals-compact": {
+        "task": "crm.tenants.tasks.for_each_tenant",
+        "schedule": 300.0,
+        "args": ["opportunities.tasks.stage_totals_compact_run"],
+    },
     "deal-rollups": {
         "task": "crm.tenants.tasks.for_each_tenant",
         "schedule": 300.0,

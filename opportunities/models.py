@@ -115,13 +115,15 @@ class Opportunity(models.Model):
 
 
 class StageTotal(models.Model):
-    """How many opportunities each owner has in each stage, and their amount, for the pipeline
-    board's column totals: summing a few of these rows replaces reading every deal.
+    """Opportunities counted by stage and owner, with their amount, for the pipeline board's
+    column totals: summing these rows replaces reading every deal.
 
-    Triggers in the database keep them (migration 0008): every statement that inserts, updates
-    or deletes opportunities adds its change, whatever wrote it (a form, the API, a COPY, a
-    merge). The rows are derived, so they hold no foreign keys: deleting a user or an empty
-    stage leaves its rows behind, at zero or no longer read."""
+    Triggers in the database write them (migration 0008): every statement that inserts, updates
+    or deletes opportunities, whatever wrote it (a form, the API, a COPY, a merge), adds a row
+    per stage and owner it changed, with the change. Only ever adding rows, a write takes no lock
+    on a total, so writers never wait for each other or deadlock over one. The beat folds the
+    rows into one per stage and owner now and then (`stage_totals_compact`). The rows are
+    derived, so they hold no foreign keys: a deleted user's or empty stage's rows sum to zero."""
 
     stage = models.ForeignKey(
         Stage, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
@@ -138,14 +140,10 @@ class StageTotal(models.Model):
     amount = models.DecimalField(max_digits=20, decimal_places=2)
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(
-                fields=["stage", "owner"], name="stage_total_once", nulls_distinct=False
-            )
-        ]
+        indexes = [models.Index(fields=["stage", "owner"], name="stage_total_stage_owner")]
 
     def __str__(self):
-        return f"{self.count} in stage {self.stage_id} for owner {self.owner_id}"
+        return f"{self.count:+} in stage {self.stage_id} for owner {self.owner_id}"
 
 
 class StageChange(models.Model):

@@ -45,7 +45,11 @@ def world(in_alpha):
             first_name=key.title(), last_name="Contact", account=account, owner=people[key]
         )
         Opportunity.objects.create(
-            name=f"{key.title()} Deal", account=account, stage=stage, owner=people[key]
+            name=f"{key.title()} Deal",
+            account=account,
+            stage=stage,
+            owner=people[key],
+            amount=AMOUNTS[key.title()],
         )
     Account.objects.get(name="Rival Account").shared_with.add(reseller)
     return people
@@ -58,6 +62,7 @@ def _stage():
 
 
 ALL = {"Manager", "Sales", "Teammate", "Rival", "Loner"}
+AMOUNTS = {"Manager": 100, "Sales": 200, "Teammate": 400, "Rival": 800, "Loner": 1600}
 EXPECTED = {
     "admin": (ALL, ALL),
     "marketing": (ALL, set()),
@@ -126,3 +131,5 @@ def test_each_role_s_board_counts_exactly_its_deals(world, who):
 
     assert column.count == len(deals)
     assert {card.name.removesuffix(" Deal") for card in column.cards} == deals
+    assert column.total == sum(AMOUNTS[name] for name in deals)
+    assert column.weighted == column.total * stage.probability / 100

@@ -6,6 +6,8 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+    # New schemas are migrated inside a transaction (crm.tenants.services), where an index
+    # cannot be built concurrently: on a large, busy timeline, run this one in a quiet hour.
 
     dependencies = [
         ('contacts', '0009_account_domain_phone_trgm'),
@@ -14,6 +16,14 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
+        migrations.AddIndex(
+            model_name='timelineentry',
+            index=models.Index(fields=['contact', 'kind'], name='timeline_contact_kind'),
+        ),
+        migrations.AddIndex(
+            model_name='timelineentry',
+            index=models.Index(fields=['account', 'kind'], name='timeline_account_kind'),
+        ),
         migrations.AlterField(
             model_name='timelineentry',
             name='account',
@@ -23,13 +33,5 @@ class Migration(migrations.Migration):
             model_name='timelineentry',
             name='contact',
             field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='timeline', to='contacts.contact'),
-        ),
-        migrations.AddIndex(
-            model_name='timelineentry',
-            index=models.Index(fields=['contact', 'kind'], name='timeline_contact_kind'),
-        ),
-        migrations.AddIndex(
-            model_name='timelineentry',
-            index=models.Index(fields=['account', 'kind'], name='timeline_account_kind'),
         ),
     ]
