@@ -329,3 +329,19 @@ def stage_totals_compact() -> int:
             "GROUP BY stage_id, owner_id HAVING sum(count) <> 0 OR sum(amount) <> 0"
         )
         return cursor.rowcount
+
+
+@transaction.atomic
+def stage_totals_rebuild() -> int:
+    """Count the stage totals afresh from the deals, for when something went around the
+    triggers (a restore, `session_replication_role = replica`, triggers disabled by hand); how
+    many rows there are now. Writers of deals wait until it commits."""
+    with connection.cursor() as cursor:
+        cursor.execute("LOCK TABLE opportunities_opportunity IN SHARE MODE")
+        cursor.execute("DELETE FROM opportunities_stagetotal")
+        cursor.execute(
+            "INSERT INTO opportunities_stagetotal (stage_id, owner_id, count, amount) "
+            "SELECT stage_id, owner_id, count(*), sum(amount) FROM opportunities_opportunity "
+            "GROUP BY stage_id, owner_id"
+        )
+        return cursor.rowcount

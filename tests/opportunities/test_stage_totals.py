@@ -3,8 +3,10 @@ writes deals, the kept totals stay equal to the deals counted one by one, in eac
 schema."""
 
 from decimal import Decimal
+from io import StringIO
 
 import pytest
+from django.core.management import CommandError, call_command
 from django.db import connection
 from django.db.models import Count, Sum
 from django_tenants.utils import schema_context
@@ -130,3 +132,30 @@ def test_each_tenant_keeps_its_own_totals(alpha, beta):
             "WHERE table_name = 'opportunities_stagetotal' AND table_schema = 'public'"
         )
         assert cursor.fetchone() == (0,)
+
+
+def test_the_totals_can_be_counted_afresh_after_something_went_around_the_triggers(
+    admin, stages, alpha
+):
+    account = Account.objects.create(name="Initech")
+    for amount in (10, 20):
+        Opportunity.objects.create(
+            name="Deal", account=account, stage=stages["Proposal"], owner=admin, amount=amount
+        )
+    with connection.cursor() as cursor:
+        # As a restore with triggers off would leave them: deals the totals never saw.
+        cursor.execute("SET session_replication_role = replica")
+        try:
+            Opportunity.objects.create(name="Unseen", account=account, stage=stages["Proposal"])
+        finally:
+            cursor.execute("SET session_replication_role = DEFAULT")
+    assert kept() != counted()
+
+    out = StringIO()
+    call_command("rebuild_stage_totals", "alpha", stdout=out)
+
+    assert kept() == counted()
+    assert kept()[(stages["Proposal"].pk, admin.pk)] == (2, Decimal("30"))
+    assert "alpha: stage totals counted afresh (2 rows)" in out.getvalue()
+    with pytest.raises(CommandError, match="No tenant 'nowhere'"):
+        call_command("rebuild_stage_totals", "nowhere")
