@@ -81,6 +81,15 @@ class TimelineEntry(models.Model):
     def __str__(self):
         return self.summary
 
+    @property
+    def kind_label(self) -> str:
+        """As `get_kind_display()`, without building the choices' dict again for each entry of
+        a timeline page."""
+        return _KIND_LABELS.get(self.kind, self.kind)
+
+
+_KIND_LABELS = dict(TimelineEntry.Kind.choices)
+
 
 class AuditEntry(models.Model):
     """Who changed which fields of a record, from what to what, and when."""

@@ -62,6 +62,7 @@ def test_the_360_page_shows_everything_newest_first_and_filters_by_kind(
         "Call: First call",
     ]
     assert [t.title for t in page.context["tasks"]] == ["Send the quote"]
+    assert '<span class="entry-kind">Meeting</span>' in page.content.decode()
     # The filter offers the kinds this contact's timeline has, and no others.
     kinds = {e.kind for e in TimelineEntry.objects.filter(contact=contact)}
     assert {"call", "meeting", "task"} <= kinds
