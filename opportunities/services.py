@@ -318,8 +318,9 @@ def pipeline_save(*, actor, pipeline: Pipeline | None, name: str, stages: list[d
 
 def stage_totals_compact() -> int:
     """Fold the stage-total rows the triggers added (see StageTotal) into one row per stage and
-    owner, leaving out those that sum to nothing; how many rows there are now. One statement:
-    rows a trigger adds meanwhile are not in its snapshot and wait for the next fold."""
+    owner, leaving out those that sum to nothing; how many rows it wrote. One statement: rows a
+    trigger adds meanwhile are not in its snapshot and wait for the next fold, and a second fold
+    running at once finds the first one's rows gone and writes none."""
     with connection.cursor() as cursor:
         cursor.execute(
             "WITH folded AS (DELETE FROM opportunities_stagetotal "
