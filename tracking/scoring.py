@@ -21,8 +21,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.conf import settings as django_settings
-from django.core.mail import EmailMessage, get_connection
 from django.db import connection, transaction
 from django.urls import reverse
 from django.utils import timezone
@@ -556,10 +554,10 @@ def crossings_notify(*, crossings: list[Crossing], settings: TrackingSettings) -
             notices.append(notice)
     if notices:
         messages = [_owner_message(notice) for notice in notices]
-        transaction.on_commit(lambda: _send(messages), robust=True)
+        transaction.on_commit(lambda: _queue(messages), robust=True)
 
 
-def _owner_message(notice: Notice):
+def _owner_message(notice: Notice) -> dict:
 
     contact = notice.contact
     tenant = Tenant.objects.get(schema_name=connection.schema_name)
@@ -572,15 +570,18 @@ def _owner_message(notice: Notice):
         + notice.reason_lines
         + f"\n\nTheir page: {link}\n"
     )
-    return EmailMessage(
-        subject=f"Ready to talk: {contact.full_name}",
-        body=body,
-        from_email=django_settings.DEFAULT_FROM_EMAIL,
-        to=[contact.owner.email],
-    )
+    return {
+        "subject": f"Ready to talk: {contact.full_name}",
+        "body": body,
+        "to": contact.owner.email,
+    }
 
 
-def _send(messages) -> None:
+def _queue(messages: list[dict]) -> None:
+    """Each owner's e-mail goes out in a task of its own (tracking.tasks.ready_notice_send),
+    so that a slow or failing mail server holds up neither the drain nor the request that
+    scored, and a failed send is tried again."""
+    from tracking.tasks import ready_notice_send
 
-    with get_connection() as mail:
-        mail.send_messages(messages)
+    for message in messages:
+        ready_notice_send.delay(**message)

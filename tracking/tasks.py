@@ -5,10 +5,15 @@ Beat runs `tracking_drains_dispatch` every `CRM_TRACKING_DISPATCH_SECONDS` (1 s)
 one queued per tenant at a time. A sweep every minute queues a drain in every tenant, for entries
 left pending by a worker that was killed (nothing marks those dirty again). With
 `CRM_TRACKING_QUEUE` set, both go to that queue, for a worker kept for them (`make run` starts
-one), so that campaign sends on the other workers never hold them up.
+one), so that campaign sends on the other workers never hold them up. The e-mails telling owners
+that a contact is ready to talk go out in tasks of their own, on the default queue.
 """
 
+import smtplib
+
 from celery import shared_task
+from django.conf import settings
+from django.core.mail import EmailMessage
 from django_tenants.utils import schema_context
 
 from tracking import buffer
@@ -48,3 +53,17 @@ def tracking_drains_dispatch() -> int:
                 tracking_drain.delay()
             queued += 1
     return queued
+
+
+@shared_task(
+    needs_tenant=False,
+    autoretry_for=(smtplib.SMTPException, OSError),
+    retry_backoff=30,
+    max_retries=6,
+)
+def ready_notice_send(*, subject: str, body: str, to: str) -> None:
+    """E-mail an owner that a contact of theirs is ready to talk (queued by scoring when the
+    crossing commits). A failed send is tried again, backing off from 30 s over about an hour;
+    a server that took the message but dropped the connection before answering may get it
+    twice."""
+    EmailMessage(subject=subject, body=body, from_email=settings.DEFAULT_FROM_EMAIL, to=[to]).send()

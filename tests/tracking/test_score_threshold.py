@@ -61,8 +61,9 @@ def tasks(contact):
 
 
 def test_the_score_crosses_once_and_again_only_after_falling_below_rearm_and_cooldown(
-    contact, owner, mailbox, django_capture_on_commit_callbacks
+    contact, owner, mailbox, django_capture_on_commit_callbacks, celery_worker
 ):
+    """The owner's e-mail goes out from a real worker, in a task of its own."""
     # Given 30 points, then 30 more a second later: the score is just under 60, over 50.
     assert signup(contact, T0) == []
     with django_capture_on_commit_callbacks(execute=True):
