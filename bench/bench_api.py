@@ -37,7 +37,14 @@ import urllib.error
 import urllib.request
 from datetime import UTC, datetime
 
-from measure import percentile, raw_connection, server_ms, start_gunicorn, time_sql
+from measure import (
+    percentile,
+    raw_connection,
+    server_ms,
+    start_gunicorn,
+    time_sql,
+    warmed_up_load,
+)
 from platform_setup import platform_ready
 
 CONTACTS = int(os.environ.get("BENCH_CONTACTS", "1000000"))
@@ -227,31 +234,23 @@ class Client:
         return (time.perf_counter() - started) * 1000, server_ms(headers), ok
 
     def load(self, make_call, count: int) -> tuple[Samples, int]:
-        """`count` calls from CLIENTS threads: milliseconds each, and how many failed. A
-        warm-up of two calls from each client, all at once, comes first, so that every worker
-        thread has its database connection and has served the call before it is timed (as
-        `measure.page_load` does for pages)."""
+        """`count` calls from CLIENTS threads, after a warm-up (`measure.warmed_up_load`):
+        milliseconds each, and how many failed."""
         samples = Samples()
         errors = 0
         lock = threading.Lock()
 
-        def client(calls: int, timed: bool) -> None:
+        def one(timed: bool) -> None:
             nonlocal errors
-            for _ in range(calls):
+            with lock:
+                method, path, body = make_call()
+            elapsed, own, ok = self.call(method, path, body)
+            if timed:
                 with lock:
-                    method, path, body = make_call()
-                elapsed, own, ok = self.call(method, path, body)
-                if timed:
-                    with lock:
-                        samples.add(elapsed, own)
-                        errors += not ok
+                    samples.add(elapsed, own)
+                    errors += not ok
 
-        for calls, timed in ((2, False), (count // CLIENTS, True)):
-            threads = [threading.Thread(target=client, args=(calls, timed)) for _ in range(CLIENTS)]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
+        warmed_up_load(one, clients=CLIENTS, calls=count // CLIENTS)
         return samples, errors
 
     def bulk(self, run: str) -> tuple[Samples, int, float]:

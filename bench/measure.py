@@ -12,6 +12,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
 
@@ -93,10 +94,8 @@ def start_gunicorn(settings) -> int:
 def page_load(
     port: int, host: str, path: str, cookie: str, *, clients: int, requests: int
 ) -> tuple[list[float], list[float]]:
-    """`requests` GETs of a page from `clients` threads (after a warm-up of two each, all at
-    once, so that every worker process and thread has served the page, imported what it needs
-    and compiled its templates, before it is timed): the milliseconds of each as the clients saw
-    them, and as the server says it took."""
+    """`requests` GETs of a page from `clients` threads, after a warm-up (`warmed_up_load`):
+    the milliseconds of each as the clients saw them, and as the server says it took."""
     client_ms: list[float] = []
     server: list[float] = []
     lock = threading.Lock()
@@ -114,21 +113,32 @@ def page_load(
         assert own is not None, (path, "no Server-Timing header")
         return elapsed, own
 
+    def one(timed: bool) -> None:
+        elapsed, own = get()
+        if timed:
+            with lock:
+                client_ms.append(elapsed)
+                server.append(own)
+
+    warmed_up_load(one, clients=clients, calls=requests // clients)
+    return client_ms, server
+
+
+def warmed_up_load(one: Callable[[bool], None], *, clients: int, calls: int) -> None:
+    """`one(timed)` from `clients` threads at once: twice each untimed first (a warm-up, so
+    that every worker process and thread has its database connection, has imported what it
+    needs and compiled its templates), then `calls` times each, timed."""
+
     def client(count: int, timed: bool) -> None:
         for _ in range(count):
-            elapsed, own = get()
-            if timed:
-                with lock:
-                    client_ms.append(elapsed)
-                    server.append(own)
+            one(timed)
 
-    for count, timed in ((2, False), (requests // clients, True)):
+    for count, timed in ((2, False), (calls, True)):
         threads = [threading.Thread(target=client, args=(count, timed)) for _ in range(clients)]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
-    return client_ms, server
 
 
 def raw_connection(tenant):

@@ -3,8 +3,7 @@ from decimal import Decimal
 import pytest
 
 from contacts import services as contact_services
-from crm.demo import pipeline_ensure
-from crm.users.models import Role, User
+from crm.users.models import Role
 from crm.users.services import user_create
 from opportunities import services
 from opportunities.models import ForecastCategory, StageChange
@@ -14,16 +13,6 @@ from tracking.models import TimelineEntry
 pytestmark = pytest.mark.django_db
 
 ALPHA = {"HTTP_HOST": "alpha.localhost"}
-
-
-@pytest.fixture
-def admin(in_alpha):
-    return User.objects.get(email="admin@alpha.test")
-
-
-@pytest.fixture
-def stages(admin):
-    return {s.name: s for s in pipeline_ensure().stages.all()}
 
 
 @pytest.fixture

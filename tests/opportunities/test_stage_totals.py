@@ -15,7 +15,7 @@ from contacts import services as contact_services
 from contacts.models import Account
 from crm.bulk_insert import copy_insert
 from crm.demo import pipeline_ensure
-from crm.users.models import Role, User
+from crm.users.models import Role
 from crm.users.services import user_create
 from opportunities import services
 from opportunities.models import Opportunity, StageTotal
@@ -39,16 +39,6 @@ def kept() -> dict:
         for r in rows.order_by()
         if r["n"] or r["total"]
     }
-
-
-@pytest.fixture
-def admin(in_alpha):
-    return User.objects.get(email="admin@alpha.test")
-
-
-@pytest.fixture
-def stages(admin):
-    return {s.name: s for s in pipeline_ensure().stages.all()}
 
 
 def test_the_kept_totals_follow_every_way_deals_are_written(admin, stages):

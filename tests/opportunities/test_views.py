@@ -7,7 +7,6 @@ import pytest
 from django_tenants.utils import schema_context
 
 from contacts import services as contact_services
-from crm.demo import pipeline_ensure
 from crm.users.models import Role, Team, User
 from crm.users.services import user_create
 from opportunities import services
@@ -19,11 +18,6 @@ pytestmark = pytest.mark.django_db
 
 ALPHA = {"HTTP_HOST": "alpha.localhost"}
 BETA = {"HTTP_HOST": "beta.localhost"}
-
-
-@pytest.fixture
-def admin(in_alpha):
-    return User.objects.get(email="admin@alpha.test")
 
 
 @pytest.fixture
@@ -40,11 +34,6 @@ def sales(in_alpha):
 def log_in(client, user):
     client.post("/login/", {"username": user.email, "password": PASSWORD}, **ALPHA)
     return client
-
-
-@pytest.fixture
-def stages(in_alpha):
-    return {s.name: s for s in pipeline_ensure().stages.all()}
 
 
 @pytest.fixture
