@@ -210,9 +210,15 @@ def eventually(check, timeout=30) -> bool:
     return True
 
 
-def accepted_events(tenant) -> int:
-    """How many website events the ingest endpoint has accepted for the tenant."""
+def ingest_counters(tenant) -> dict[str, int]:
+    """What the ingest endpoint has counted for the tenant: accepted events and requests, and
+    refusals by reason (a failing test shows them, to tell a lost beacon from a refused one)."""
     from tracking import buffer
 
     counters = buffer.client().hgetall(buffer.counters_key(tenant.schema_name))
-    return int(counters.get(b"accepted_events", 0))
+    return {name.decode(): int(value) for name, value in counters.items()}
+
+
+def accepted_events(tenant) -> int:
+    """How many website events the ingest endpoint has accepted for the tenant."""
+    return ingest_counters(tenant).get("accepted_events", 0)

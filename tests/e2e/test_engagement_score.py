@@ -14,7 +14,7 @@ from contacts.models import Contact
 from crm.users.models import User
 from leads.services import lead_form_create
 from tests.conftest import PASSWORD
-from tests.e2e.conftest import SNIPPET_PAGE, accepted_events, eventually, log_in
+from tests.e2e.conftest import SNIPPET_PAGE, accepted_events, eventually, ingest_counters, log_in
 from tracking.models import Visitor
 from tracking.selectors import tracking_settings
 from tracking.tasks import tracking_drains_dispatch
@@ -74,8 +74,11 @@ def test_a_prospect_who_reads_pricing_and_fills_a_form_is_ready_to_talk(
     visit.goto(site + "/index.html")
     visit.click("text=Pricing")
     expect(visit.locator("h1")).to_have_text("Pricing")
+    # The snippet loads async, and the load event waits for it: a click before then could
+    # leave the page before the snippet has seen it, if the CRM serves the script slowly.
+    visit.wait_for_load_state("load")
     visit.click("text=Ask for a demo")
-    assert eventually(lambda: accepted_events(tenant) >= 3)
+    assert eventually(lambda: accepted_events(tenant) >= 3), ingest_counters(tenant)
     with django_db_blocker.unblock():
         assert tracking_drains_dispatch.delay().get(timeout=30) >= 1
     vid = {c["name"]: c["value"] for c in visitor_context.cookies(site)}["crm_vid"]
