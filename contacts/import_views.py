@@ -19,8 +19,16 @@ class UploadForm(forms.Form):
     kind = forms.ChoiceField(label="Import", choices=RecordKind.choices, widget=forms.RadioSelect)
     file = forms.FileField(
         label="CSV file",
-        help_text="UTF-8, comma, semicolon or tab separated, with a header row; up to 10 MB.",
-        widget=forms.ClearableFileInput(attrs={"accept": ".csv,text/csv"}),
+        help_text="Comma, semicolon or tab separated, with a header row; up to 10 MB.",
+        widget=forms.ClearableFileInput(attrs={"accept": ".csv,.txt,text/csv,text/plain"}),
+    )
+    encoding = forms.ChoiceField(
+        label="Encoding",
+        choices=[(code, f"{name}: {note}") for code, (name, note) in imports.ENCODINGS.items()],
+        initial="utf-8",
+        # A post without it (a script's) means UTF-8.
+        required=False,
+        help_text="Files with a byte-order mark (UTF-8 or UTF-16) are read as they say.",
     )
 
 
@@ -102,7 +110,10 @@ def import_upload(request):
     if request.method == "POST" and form.is_valid():
         try:
             job = imports.import_job_create(
-                actor=request.user, kind=form.cleaned_data["kind"], file=form.cleaned_data["file"]
+                actor=request.user,
+                kind=form.cleaned_data["kind"],
+                file=form.cleaned_data["file"],
+                encoding=form.cleaned_data["encoding"] or "utf-8",
             )
         except imports.ImportFileError as refused:
             form.add_error("file", str(refused))

@@ -7,6 +7,7 @@ transaction, so it lands whole (or whole minus the rows the user chose to skip) 
 Everything here runs in the current tenant's schema.
 """
 
+import codecs
 import copy
 import csv
 import io
@@ -35,7 +36,7 @@ DELIMITERS = (",", ";", "\t")
 
 
 class ImportFileError(ValueError):
-    """The file as a whole cannot be imported (too big, not UTF-8, no header...)."""
+    """The file as a whole cannot be imported (too big, not in its encoding, no header...)."""
 
 
 class ImportMappingError(ValueError):
@@ -166,21 +167,56 @@ def mapping_problems(*, kind: str, mapping: dict[str, str], match_on: str) -> li
 # --- reading the file ---------------------------------------------------------------------------
 
 
-def _decode(raw: bytes) -> str:
+# What Excel and other spreadsheets save CSV files in, offered on the upload form. A file in
+# one of the 8-bit code pages cannot be told from another by its bytes (each decodes any byte),
+# so the user says which; the preview shows the names before anything is imported.
+ENCODINGS = {
+    "utf-8": ("UTF-8", "Excel's “CSV UTF-8”, Google Sheets, Numbers"),
+    "cp1252": ("Windows-1252", "Western European, Excel's plain “CSV” on Windows"),
+    "cp1250": ("Windows-1250", "Central European"),
+    "cp1251": ("Windows-1251", "Cyrillic"),
+}
+UTF_16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+
+
+def _line_of(raw: bytes, error: UnicodeDecodeError) -> int:
+    return raw[: error.start].count(b"\n") + 1
+
+
+def _decode(raw: bytes, encoding: str = "utf-8") -> str:
+    """The file's text. A byte-order mark settles UTF-8 and UTF-16 (Excel's "Unicode text"),
+    and so does a file that reads as UTF-8, whatever was chosen: text in a Windows code page with
+    letters outside ASCII practically never does, and in ASCII the two are the same."""
+    if raw.startswith(UTF_16_BOMS):
+        try:
+            return raw.decode("utf-16")
+        except UnicodeDecodeError as error:
+            raise ImportFileError(
+                f"The file starts as UTF-16 but is not (line {_line_of(raw, error)})."
+            ) from None
     if b"\x00" in raw:
         raise ImportFileError(
             "This is not a plain-text CSV file (it contains NUL bytes: is it a spreadsheet, or "
-            "saved as UTF-16?). Save it as “CSV UTF-8” and upload it again."
+            "saved as UTF-16 without a byte-order mark?). Save it as “CSV UTF-8” and upload "
+            "it again."
         )
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
-        line = raw[: error.start].count(b"\n") + 1
-        # Windows-1252 and Latin-1 decode any bytes at all, so a wrong guess would import
-        # garbled names without a word; we ask for UTF-8 instead.
+        if encoding == "utf-8":
+            raise ImportFileError(
+                f"The file is not UTF-8 (the first character that is not is on line "
+                f"{_line_of(raw, error)}). If Excel saved it as plain “CSV”, choose its "
+                "encoding (Windows-1252 for Western European languages) and upload it again, "
+                "or save it as “CSV UTF-8”."
+            ) from None
+    try:
+        return raw.decode(encoding)
+    except UnicodeDecodeError as error:
         raise ImportFileError(
-            f"The file is not UTF-8 (the first character that is not is on line {line}). "
-            "Save it as “CSV UTF-8” and upload it again."
+            f"The file is not {ENCODINGS[encoding][0]} either (line "
+            f"{_line_of(raw, error)} has a byte that encoding does not use). Save it as "
+            "“CSV UTF-8” and upload it again."
         ) from None
 
 
@@ -226,15 +262,17 @@ def job_headers(job: ImportJob) -> list[str]:
 
 
 @transaction.atomic
-def import_job_create(*, actor, kind: str, file) -> ImportJob:
-    """Keep an uploaded CSV file (decoded, in the tenant's schema) with a guessed mapping.
-    Raises ImportFileError when the file cannot be read at all."""
+def import_job_create(*, actor, kind: str, file, encoding: str = "utf-8") -> ImportJob:
+    """Keep an uploaded CSV file (decoded from `encoding`, one of ENCODINGS, in the tenant's
+    schema) with a guessed mapping. Raises ImportFileError when the file cannot be read at all."""
+    if encoding not in ENCODINGS:
+        raise ImportFileError(f"“{encoding}” is not an encoding the importer reads.")
     if file.size > MAX_BYTES:
         raise ImportFileError(
             f"The file is {file.size / 1024 / 1024:.1f} MB; the limit is "
             f"{MAX_BYTES // 1024 // 1024} MB. Split it into smaller files."
         )
-    text = _decode(file.read())
+    text = _decode(file.read(), encoding)
     headers = _headers(text)
     total = sum(1 for _ in _records(text)) - 1
     if total < 1:

@@ -1,6 +1,7 @@
 """CSV import of accounts and contacts: reading, mapping, checking, dedupe, access, bulk writes,
 the pages, and the real Celery worker."""
 
+import codecs
 import time
 
 import pytest
@@ -134,7 +135,67 @@ def test_a_file_in_another_encoding_is_refused_naming_the_line(admin):
         )
     with pytest.raises(imports.ImportFileError, match="NUL bytes"):
         imports.import_job_create(
-            actor=admin, kind="contact", file=csv_file(text, encoding="utf-16")
+            actor=admin, kind="contact", file=csv_file(text, encoding="utf-16-le")
+        )
+    with pytest.raises(imports.ImportFileError, match="not an encoding the importer reads"):
+        imports.import_job_create(
+            actor=admin, kind="contact", file=csv_file(text), encoding="ebcdic"
+        )
+    assert not ImportJob.objects.exists()
+
+
+def first_names(job: ImportJob, user) -> list[str]:
+    return [row.cells[0][1] for row in imports.import_preview(job=job, user=user)]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "encoding, names",
+    [
+        ("cp1252", ["Jürgen", "Zoë", "Œdipe"]),
+        ("cp1250", ["Jürgen", "Łukasz", "Přemysl"]),
+        ("cp1251", ["Юрий", "Ирина", "Ёж"]),
+    ],
+)
+def test_a_file_in_the_windows_code_page_the_user_chose_is_read(admin, encoding, names):
+    text = "First name,Company\n" + "".join(f"{name},Müller & Co\n" for name in names)
+    if encoding == "cp1251":
+        text = text.replace("Müller", "Мюллер")
+
+    job = imports.import_job_create(
+        actor=admin, kind="contact", file=csv_file(text, encoding=encoding), encoding=encoding
+    )
+
+    assert job.content == text
+    assert first_names(job, admin) == names
+
+
+@pytest.mark.django_db
+def test_utf8_and_utf16_files_are_read_as_such_whatever_encoding_was_chosen(admin):
+    text = "First name\tCompany\nJürgen\tMüller\nЮлия\t東京\n"
+    excel_unicode_text = csv_file(text, encoding="utf-16")
+    assert excel_unicode_text.read(2) in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+    excel_unicode_text.seek(0)
+
+    read = [
+        imports.import_job_create(actor=admin, kind="contact", file=file, encoding="cp1252")
+        for file in (csv_file(text), excel_unicode_text)
+    ]
+
+    assert [job.content for job in read] == [text, text]
+    assert first_names(read[1], admin) == ["Jürgen", "Юлия"]
+
+
+@pytest.mark.django_db
+def test_a_byte_the_chosen_code_page_does_not_use_is_refused_naming_the_line(admin):
+    raw = "First name\nAnna\nJürgen\n".encode("cp1252") + b"Bad \x81\n"
+
+    with pytest.raises(imports.ImportFileError, match=r"not Windows-1252 either \(line 4"):
+        imports.import_job_create(
+            actor=admin,
+            kind="contact",
+            file=SimpleUploadedFile("people.csv", raw, content_type="text/csv"),
+            encoding="cp1252",
         )
     assert not ImportJob.objects.exists()
 
@@ -450,7 +511,22 @@ def test_a_bad_upload_shows_the_reason_on_the_form(client, sales):
 
     assert response.status_code == 200
     assert "not UTF-8" in response.content.decode()
+    assert "choose its encoding (Windows-1252" in response.content.decode()
     assert not ImportJob.objects.exists()
+
+    response = client.post(
+        "/imports/new/",
+        {
+            "kind": "contact",
+            "file": csv_file("Name\nMüller\n", encoding="latin-1"),
+            "encoding": "cp1252",
+        },
+        **ALPHA,
+    )
+
+    job = ImportJob.objects.get()
+    assert response.status_code == 302 and response["Location"] == f"/imports/{job.pk}/map/"
+    assert job.content == "Name\nMüller\n"
 
 
 @pytest.mark.django_db

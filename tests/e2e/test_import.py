@@ -7,7 +7,7 @@ pytestmark = pytest.mark.e2e
 
 CSV = (
     "Vorname,Surname,E-mail,Company\n"
-    "Peter,Gibbons,peter@initech.test,Initech\n"
+    "Péter,Gibbons,peter@initech.test,Initech\n"
     "Milton,Waddams,not-an-email,Initech\n"
     "Joanna,<b>Bold</b>,joanna@chotchkies.test,Chotchkie's\n"
 )
@@ -25,9 +25,14 @@ def test_a_salesperson_imports_contacts_from_a_csv_file(
     page.get_by_test_id("import").click()
     upload = page.get_by_test_id("import-upload")
     expect(upload.get_by_label("Contacts")).to_be_checked()
-    upload.get_by_label("CSV file").set_input_files(
-        {"name": "people.csv", "mimeType": "text/csv", "buffer": CSV.encode()}
-    )
+    # Saved by Excel on Windows as plain "CSV": Windows-1252, which is not UTF-8.
+    people = {"name": "people.csv", "mimeType": "text/csv", "buffer": CSV.encode("cp1252")}
+    upload.get_by_label("CSV file").set_input_files(people)
+    upload.get_by_role("button", name="Upload").click()
+    expect(upload.locator(".field.has-error")).to_contain_text("not UTF-8")
+    expect(upload.locator(".field.has-error")).to_contain_text("line 2")
+    upload.get_by_label("CSV file").set_input_files(people)
+    upload.get_by_label("Encoding").select_option("cp1252")
     upload.get_by_role("button", name="Upload").click()
 
     # Map the one column we could not guess, and look at the preview.
@@ -57,6 +62,6 @@ def test_a_salesperson_imports_contacts_from_a_csv_file(
 
     # The imported contacts are in the list, names shown as text.
     page.get_by_role("link", name="See the contacts").click()
-    expect(page.get_by_role("link", name="Peter Gibbons")).to_be_visible()
+    expect(page.get_by_role("link", name="Péter Gibbons")).to_be_visible()
     expect(page.get_by_role("link", name="Joanna <b>Bold</b>")).to_be_visible()
     expect(page.get_by_role("link", name="Milton Waddams")).to_have_count(0)
