@@ -8,7 +8,7 @@ from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 
 from contacts import letters, selectors
-from contacts.models import Activity, LetterTemplate
+from contacts.models import Activity, LetterBatch, LetterTemplate
 from crm.access import can, require
 
 
@@ -137,4 +137,100 @@ def letter_download(request, pk, letter_pk):
     )
     response = HttpResponse(letters.letter_pdf([letter]), content_type="application/pdf")
     response["Content-Disposition"] = f'attachment; filename="{letters.letter_filename(letter)}"'
+    return response
+
+
+# --- letters to a whole contact list ------------------------------------------------------------
+
+
+class BatchForm(forms.Form):
+    template = forms.ModelChoiceField(
+        queryset=LetterTemplate.objects.order_by("name"), empty_label=None
+    )
+    # The contact list's filters, as its query string.
+    query = forms.CharField(required=False, max_length=2000, widget=forms.HiddenInput)
+
+
+def _list_query(params) -> str:
+    """The contact list's filters among a request's parameters (its page and sort left out)."""
+    params = params.copy()
+    for name in ("after", "sort"):
+        params.pop(name, None)
+    return params.urlencode()
+
+
+@login_required
+@require("contacts.view")
+def batch_new(request):
+    """Letters from one template to every contact of a filtered contact list (the list's "Letters
+    to these"): how many its filters select, how many of them asked for no mail, and the button
+    that has a Celery task write them."""
+    if request.method == "POST":
+        form = BatchForm(request.POST)
+        query = request.POST.get("query", "")
+    else:
+        query = _list_query(request.GET)
+        form = BatchForm(initial={"query": query})
+    context = {
+        "form": form,
+        "query": query,
+        "has_templates": form.fields["template"].queryset.exists(),
+        "most": letters.MAX_BATCH,
+        "total": None,
+    }
+    try:
+        total, no_mail = letters.batch_size(letters.batch_contacts(request.user, query))
+        context |= {
+            "total": total,
+            "no_mail": no_mail,
+            "letters": total - no_mail if total <= letters.MAX_BATCH else 0,
+        }
+        if request.method == "POST" and form.is_valid():
+            batch = letters.letter_batch_create(actor=request.user, **form.cleaned_data)
+            return redirect("contacts:letter_batch_detail", pk=batch.pk)
+    except letters.LetterError as error:
+        context["error"] = str(error)
+    return render(request, "contacts/letters/batch_new.html", context)
+
+
+@login_required
+@require("contacts.view")
+def batch_list(request):
+    batches = letters.letter_batches_for(request.user).order_by("-created_at", "-id")[:50]
+    return render(request, "contacts/letters/batch_list.html", {"batches": batches})
+
+
+@login_required
+@require("contacts.view")
+def batch_detail(request, pk):
+    """A batch's progress (polled by htmx while it runs), then its counts and its PDF."""
+    batch = get_object_or_404(letters.letter_batches_for(request.user), pk=pk)
+    progress = letters.letter_batch_progress(batch)
+    context = {
+        "batch": batch,
+        "live": batch.status in (LetterBatch.Status.QUEUED, LetterBatch.Status.RUNNING),
+        "progress": progress,
+        "percent": progress * 100 // batch.total if batch.total else 100,
+    }
+    template = (
+        "contacts/letters/_batch_status.html"
+        if request.htmx
+        else "contacts/letters/batch_detail.html"
+    )
+    return render(request, template, context)
+
+
+@login_required
+@require("contacts.view")
+def batch_download(request, pk):
+    batch = get_object_or_404(
+        letters.letter_batches_for(request.user).defer(None),
+        pk=pk,
+        status=LetterBatch.Status.DONE,
+        pdf__isnull=False,
+    )
+    response = HttpResponse(bytes(batch.pdf), content_type="application/pdf")
+    response["Content-Disposition"] = (
+        f'attachment; filename="{letters.letter_batch_filename(batch)}"'
+    )
     return response

@@ -6,15 +6,21 @@ Templates are untrusted code: they fill in through the shared sandbox of crm.mer
 
 from datetime import date
 
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
+from django.db.models import QuerySet
+from django.http import QueryDict
 from django.utils import formats, timezone
 from django.utils.text import slugify
 from fontpkg_noto_sans import ROOT as NOTO_SANS
 from fpdf import FPDF
+from jinja2 import Template
 
-from contacts.models import Activity, Contact, LetterTemplate
+from contacts.filters import ContactFilter
+from contacts.models import Activity, Contact, LetterBatch, LetterTemplate
 from contacts.services import activity_log
+from crm import access
 from crm.merge_fields import (
     MergeFieldError,
     merge_render,
@@ -22,6 +28,7 @@ from crm.merge_fields import (
     sandbox_environment,
 )
 from crm.tenants.models import Tenant
+from crm.users.models import Role
 from tracking.services import audit_record, audited_update
 
 # The merge fields a template may use, with what each holds (shown in the editor's help box).
@@ -96,18 +103,29 @@ class LetterError(MergeFieldError):
 ENVIRONMENT = sandbox_environment(autoescape=False)
 
 
+def _compiled(source: str) -> Template:
+    try:
+        tree = merge_template_parse(
+            ENVIRONMENT, source, fields=MERGE_FIELDS, names={TODAY}, noun="Letters"
+        )
+    except MergeFieldError as error:
+        raise LetterError(str(error), error.lineno) from error
+    return ENVIRONMENT.from_string(tree)
+
+
+def _filled(template: Template, context: dict) -> str:
+    try:
+        return merge_render(template, context)
+    except MergeFieldError as error:
+        raise LetterError(str(error), error.lineno) from error
+
+
 def letter_render(*, source: str, context: dict) -> str:
     """Fill in a template's merge fields from `context` (plain dicts and strings only).
 
     Raises LetterError, with a message for the user, for syntax errors, unknown merge fields,
     what the sandbox refuses and what crm.merge_fields.FORBIDDEN_NODES lists."""
-    try:
-        tree = merge_template_parse(
-            ENVIRONMENT, source, fields=MERGE_FIELDS, names={TODAY}, noun="Letters"
-        )
-        return merge_render(ENVIRONMENT.from_string(tree), context)
-    except MergeFieldError as error:
-        raise LetterError(str(error), error.lineno) from error
+    return _filled(_compiled(source), context)
 
 
 def letter_check(source: str) -> None:
@@ -125,8 +143,11 @@ def _company_name() -> str:
     return Tenant.objects.only("name").get(schema_name=connection.schema_name).name
 
 
-def letter_context(*, contact: Contact, sender, today: date | None = None) -> dict:
-    """The values a template may use for this contact, as plain strings."""
+def letter_context(
+    *, contact: Contact, sender, today: date | None = None, company: str | None = None
+) -> dict:
+    """The values a template may use for this contact, as plain strings. `company`, the
+    tenant's name, is looked up unless given."""
     account = contact.account
     return {
         "contact": {
@@ -143,7 +164,7 @@ def letter_context(*, contact: Contact, sender, today: date | None = None) -> di
         "sender": {
             "full_name": sender.full_name,
             "email": sender.email,
-            "company": _company_name(),
+            "company": _company_name() if company is None else company,
         },
         TODAY: formats.date_format(today or timezone.localdate(), "j F Y"),
     }
@@ -154,9 +175,13 @@ def letter_preview(*, contact: Contact, template: LetterTemplate, sender) -> tup
     if contact.do_not_mail:
         raise LetterError(f"{contact.full_name} asked not to receive mail.")
     context = letter_context(contact=contact, sender=sender)
-    subject = letter_render(source=template.subject or template.name, context=context)
-    text = letter_render(source=template.body, context=context)
-    return " ".join(subject.split())[:200], text
+    return _subject_and_text(
+        _compiled(template.subject or template.name), _compiled(template.body), context
+    )
+
+
+def _subject_and_text(subject: Template, body: Template, context: dict) -> tuple[str, str]:
+    return " ".join(_filled(subject, context).split())[:200], _filled(body, context)
 
 
 @transaction.atomic
@@ -232,3 +257,157 @@ def letter_filename(activity: Activity) -> str:
     who = slugify(activity.contact.full_name) if activity.contact else ""
     day = timezone.localdate(activity.occurred_at).isoformat()
     return f"letter-{who or activity.contact_id}-{day}.pdf"
+
+
+# --- letters to a whole list --------------------------------------------------------------------
+
+MAX_BATCH = 1_000
+
+
+def batch_contacts(user, query: str) -> QuerySet[Contact]:
+    """The contacts the contact list shows `user` with these filters (its query string), in the
+    list's order by name. Raises LetterError when the filters are not understood."""
+    filters = ContactFilter(QueryDict(query) or None, queryset=access.contacts_for(user))
+    if filters.is_bound and not filters.is_valid():
+        raise LetterError("Some of the list's filters were not understood; open the list again.")
+    contacts = filters.qs if filters.is_bound else filters.queryset
+    return contacts.order_by("last_name", "first_name", "id")
+
+
+def batch_size(contacts: QuerySet[Contact]) -> tuple[int, int]:
+    """How many of these contacts there are and how many of them asked not to receive mail,
+    each counted up to MAX_BATCH + 1 (more than a batch may write)."""
+    keys = contacts.order_by().values("pk")
+    return (
+        keys[: MAX_BATCH + 1].count(),
+        keys.filter(do_not_mail=True)[: MAX_BATCH + 1].count(),
+    )
+
+
+@transaction.atomic
+def letter_batch_create(*, actor, template: LetterTemplate, query: str) -> LetterBatch:
+    """Ask for letters from `template` to every contact the contact list's filters (`query`, its
+    query string) select among those `actor` may see. A Celery task writes them after the commit
+    (letter_batch_run). Raises LetterError for an empty list or one of more than MAX_BATCH."""
+    from contacts.tasks import letter_batch_run_task
+
+    total, _ = batch_size(batch_contacts(actor, query))
+    if not total:
+        raise LetterError("There are no contacts in this list.")
+    if total > MAX_BATCH:
+        raise LetterError(
+            f"This list has more than {MAX_BATCH:,} contacts, the most one batch writes to. "
+            "Narrow it with the list's filters."
+        )
+    batch = LetterBatch.objects.create(
+        template=template, template_name=template.name, query=query, total=total, created_by=actor
+    )
+    transaction.on_commit(lambda: letter_batch_run_task.delay(batch.pk))
+    return batch
+
+
+def letter_batch_run(*, batch_id: int) -> LetterBatch | None:
+    """Write a queued batch's letters in one transaction: every letter logged on its contact's
+    timeline and all of them in one PDF, or none. None if the batch is not to be run.
+
+    The batch's row stays locked until the transaction ends, which is the claim, as an import's
+    is (see contacts.imports.import_job_run): a second delivery finds it locked or done, and a
+    worker killed mid-way leaves nothing behind for the redelivered task. A problem the user can
+    act on (the template deleted, the list grown past the limit) fails the batch with its reason;
+    anything else fails it and is raised."""
+    pending = LetterBatch.objects.filter(
+        pk=batch_id, status__in=(LetterBatch.Status.QUEUED, LetterBatch.Status.RUNNING)
+    )
+    pending.update(status=LetterBatch.Status.RUNNING)
+    try:
+        with transaction.atomic():
+            batch = (
+                pending.select_for_update(skip_locked=True, of=("self",))
+                .select_related("created_by", "template")
+                .first()
+            )
+            if batch is None:
+                return None
+            return _batch_write(batch)
+    except LetterError as error:
+        _batch_fail(batch_id, str(error))
+        return LetterBatch.objects.get(pk=batch_id)
+    except Exception:
+        _batch_fail(batch_id, "Writing the letters stopped on an unexpected error; none was kept.")
+        raise
+
+
+def _batch_fail(batch_id: int, reason: str) -> None:
+    LetterBatch.objects.filter(pk=batch_id).update(
+        status=LetterBatch.Status.FAILED,
+        finished_at=timezone.now(),
+        written=0,
+        skipped=0,
+        error=reason,
+    )
+
+
+def _batch_write(batch: LetterBatch) -> LetterBatch:
+    user = batch.created_by
+    if user is None or not user.is_active:
+        raise LetterError("The user who asked for these letters is no longer active.")
+    if batch.template is None:
+        raise LetterError("The template was deleted before the letters were written.")
+    contacts = list(batch_contacts(user, batch.query).select_related("account")[: MAX_BATCH + 1])
+    if len(contacts) > MAX_BATCH:
+        raise LetterError(
+            f"The list has grown past {MAX_BATCH:,} contacts since the letters were asked for. "
+            "Narrow it with the list's filters and ask again."
+        )
+    subject = _compiled(batch.template.subject or batch.template.name)
+    body = _compiled(batch.template.body)
+    company, today = _company_name(), timezone.localdate()
+    written = []
+    for done, contact in enumerate(contacts, start=1):
+        if not contact.do_not_mail:
+            context = letter_context(contact=contact, sender=user, today=today, company=company)
+            title, text = _subject_and_text(subject, body, context)
+            written.append(
+                activity_log(
+                    actor=user,
+                    kind=Activity.Kind.LETTER,
+                    subject=title,
+                    notes=text,
+                    contact=contact,
+                )
+            )
+        if done % PROGRESS_EVERY == 0:
+            cache.set(_progress_key(batch.pk), done, timeout=24 * 3600)
+    batch.total, batch.written = len(contacts), len(written)
+    batch.skipped = batch.total - batch.written
+    batch.pdf = letter_pdf(written) if written else None
+    batch.status, batch.finished_at, batch.error = LetterBatch.Status.DONE, timezone.now(), ""
+    batch.save()
+    return batch
+
+
+# Progress goes to the cache, whose keys carry the tenant's schema: the batch's row is written in
+# the same transaction as the letters, so other connections see it only when all is over.
+PROGRESS_EVERY = 25
+
+
+def _progress_key(batch_id: int) -> str:
+    return f"letter-batch-progress:{batch_id}"
+
+
+def letter_batch_progress(batch: LetterBatch) -> int:
+    """Contacts done so far: live from the cache while the batch runs, all of them after."""
+    if batch.status == LetterBatch.Status.RUNNING:
+        return min(int(cache.get(_progress_key(batch.pk)) or 0), batch.total)
+    return batch.total
+
+
+def letter_batches_for(user) -> QuerySet[LetterBatch]:
+    """The batches a user may open: their own; admins see everyone's."""
+    batches = LetterBatch.objects.select_related("created_by").defer("pdf")
+    return batches if user.role == Role.ADMIN else batches.filter(created_by=user)
+
+
+def letter_batch_filename(batch: LetterBatch) -> str:
+    name = slugify(batch.template_name) or "letters"
+    return f"letters-{name}-{timezone.localdate(batch.created_at).isoformat()}.pdf"

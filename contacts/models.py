@@ -365,3 +365,40 @@ class LetterTemplate(models.Model):
 
     def __str__(self):
         return self.name
+
+
+class LetterBatch(models.Model):
+    """Letters from one template to every contact of a filtered contact list (mail merge), made
+    by a Celery task into one PDF to print; each letter is also logged on its contact's
+    timeline, as a letter written from the contact's page is."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Writing"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    template = models.ForeignKey(
+        LetterTemplate, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    template_name = models.CharField(max_length=100)
+    # The contact list's filters, as its query string: the letters go to the contacts they
+    # select when the task runs, among those the user who asked may see.
+    query = models.TextField(blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    # Contacts the filters selected when the batch was asked for.
+    total = models.PositiveIntegerField(default=0)
+    written = models.PositiveIntegerField(default=0)
+    # Contacts who asked not to receive mail: no letter for them.
+    skipped = models.PositiveIntegerField(default=0)
+    # Kept in the tenant's schema, so a batch never crosses tenants.
+    pdf = models.BinaryField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self):
+        return f"{self.template_name} ({self.created_at:%Y-%m-%d})"

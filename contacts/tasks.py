@@ -4,6 +4,7 @@ from django.db import connection
 from django.utils import timezone
 
 from contacts.imports import import_job_run
+from contacts.letters import letter_batch_run
 from contacts.models import Activity
 from contacts.services import EMAIL_SENT, appointment_reminders_claim, contact_email_claim
 from crm.mail import sent_as
@@ -56,3 +57,10 @@ def import_job_run_task(job_id: int) -> bool:
     """Import an uploaded CSV file; a duplicated delivery does nothing (the claim is a row lock,
     see contacts.imports.import_job_run); progress goes to the cache as it runs."""
     return import_job_run(job_id=job_id) is not None
+
+
+@shared_task
+def letter_batch_run_task(batch_id: int) -> bool:
+    """Write a batch of letters to a contact list; a duplicated delivery does nothing (the claim
+    is a row lock, see contacts.letters.letter_batch_run)."""
+    return letter_batch_run(batch_id=batch_id) is not None

@@ -30,6 +30,10 @@ urlpatterns = [
     path("letters/", letter_views.template_list, name="letter_template_list"),
     path("letters/new/", letter_views.template_create, name="letter_template_create"),
     path("letters/<int:pk>/edit/", letter_views.template_edit, name="letter_template_edit"),
+    path("letters/batches/", letter_views.batch_list, name="letter_batch_list"),
+    path("letters/batches/new/", letter_views.batch_new, name="letter_batch_new"),
+    path("letters/batches/<int:pk>/", letter_views.batch_detail, name="letter_batch_detail"),
+    path("letters/batches/<int:pk>.pdf", letter_views.batch_download, name="letter_batch_download"),
     path("contacts/<int:pk>/letters/", letter_views.contact_letter, name="contact_letter"),
     path(
         "contacts/<int:pk>/letters/<int:letter_pk>.pdf",

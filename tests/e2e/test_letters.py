@@ -6,6 +6,7 @@ from django_tenants.utils import schema_context
 from playwright.sync_api import expect
 from pypdf import PdfReader
 
+from contacts import letters
 from contacts import services as contact_services
 from crm.users.models import User
 from tests.e2e.conftest import log_in
@@ -75,3 +76,56 @@ def test_a_salesperson_writes_a_letter_from_a_template_and_downloads_the_pdf(pag
     with page.expect_download() as second:
         again.click()
     assert second.value.suggested_filename == download.suggested_filename
+
+
+def test_a_salesperson_writes_letters_to_a_filtered_list_and_prints_one_pdf(
+    page, live_app, book, celery_worker, django_db_blocker
+):
+    tenant, email, peter = book
+    with django_db_blocker.unblock(), schema_context(tenant.schema_name):
+        sales = User.objects.get(email=email)
+        peter.territory = "Texas"
+        peter.save(update_fields=["territory"])
+        for first, last, territory, no_mail in (
+            ("Samir", "Nagheenanajar", "Texas", False),
+            ("Milton", "Waddams", "Texas", True),
+            ("Bob", "Porter", "Ohio", False),
+        ):
+            contact_services.contact_create(
+                actor=sales,
+                first_name=first,
+                last_name=last,
+                territory=territory,
+                do_not_mail=no_mail,
+            )
+        letters.letter_template_create(
+            actor=sales, name="Spring offer", subject="Offer", body="Dear {{ contact.first_name }},"
+        )
+    connection.set_schema_to_public()
+    log_in(page, live_app, tenant.slug, email)
+
+    # The contact list, filtered to Texas, offers letters to these contacts.
+    page.goto(live_app.url_for(tenant.slug, "/contacts/?territory=Texas"))
+    page.get_by_test_id("letters-to-these").click()
+    expect(page.get_by_test_id("batch-size")).to_have_text(
+        "3 contacts, of whom 1 asked not to receive mail and gets no letter."
+    )
+    form = page.get_by_test_id("letter-batch-form")
+    form.get_by_label("Template").select_option(label="Spring offer")
+    form.get_by_role("button", name="Write 2 letters").click()
+
+    # The worker writes them while the page follows; then the one PDF downloads.
+    expect(page.get_by_test_id("batch-state")).to_have_text("Done", timeout=20_000)
+    expect(page.get_by_test_id("written")).to_have_text("2")
+    expect(page.get_by_test_id("skipped")).to_have_text("1")
+    with page.expect_download() as download_info:
+        page.get_by_test_id("batch-pdf").click()
+    download = download_info.value
+    assert download.suggested_filename.startswith("letters-spring-offer-")
+    with open(download.path(), "rb") as pdf:
+        pages = [p.extract_text() for p in PdfReader(io.BytesIO(pdf.read())).pages]
+    assert pages == ["Dear Peter,", "Dear Samir,"]
+
+    # Each letter is on its contact's timeline.
+    page.goto(live_app.url_for(tenant.slug, f"/contacts/{peter.pk}/"))
+    expect(page.get_by_test_id("timeline")).to_contain_text("Letter: Offer")
