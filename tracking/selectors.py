@@ -4,7 +4,7 @@ merges a browser's identities suggest. All of them run in the current tenant's s
 from dataclasses import dataclass
 
 from django.db import connection
-from django.db.models import F
+from django.db.models import F, Q
 
 from contacts.models import Contact
 from crm import access
@@ -58,19 +58,29 @@ class MergeSuggestion:
     how: str
 
 
+# A browser shared by many people (a kiosk, a family computer) can link a contact to many
+# others; the page offers the first 20 the user may see, out of this many.
+OFFERS_READ = 200
+
+
 def merge_suggestions(user, contact: Contact) -> list[MergeSuggestion]:
     """Contacts that share a browser with `contact`, among those the user may see and merge;
-    the contact the browser was linked to first is the one kept by default."""
+    the contact the browser was linked to first is the one kept by default.
+
+    The contact's offers come first (on most pages there are none, and that is one plain
+    query); only then is the user's reach asked about the contacts they name."""
     if not access.can(user, "records.merge"):
         return []
-    reach = access.contacts_for(user).values("pk")
-    offers = (
-        MergeOffer.objects.filter(contact__in=reach, other__in=reach)
+    offers = list(
+        MergeOffer.objects.filter(Q(contact=contact) | Q(other=contact))
         .exclude(contact=F("other"))
         .select_related("contact", "other")
-        .order_by("created_at", "pk")
+        .order_by("created_at", "pk")[:OFFERS_READ]
     )
-    mine = offers.filter(contact=contact) | offers.filter(other=contact)
+    if not offers:
+        return []
+    named = {offer.contact_id for offer in offers} | {offer.other_id for offer in offers}
+    seen = set(access.contacts_for(user).filter(pk__in=named).values_list("pk", flat=True))
     return [
         MergeSuggestion(
             other=offer.other if offer.contact_id == contact.pk else offer.contact,
@@ -78,5 +88,6 @@ def merge_suggestions(user, contact: Contact) -> list[MergeSuggestion]:
             merged=offer.other,
             how=offer.how,
         )
-        for offer in mine[:20]
-    ]
+        for offer in offers
+        if offer.contact_id in seen and offer.other_id in seen
+    ][:20]

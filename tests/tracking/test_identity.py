@@ -164,6 +164,12 @@ def test_merge_offers_are_only_for_users_who_may_merge_and_see_both(alpha_site, 
 
     assert merge_suggestions(marketer, ada) == []  # may not merge
     assert merge_suggestions(seller, ada) == []  # sees neither contact
+    ada.owner = seller
+    ada.save(update_fields=["owner"])
+    assert merge_suggestions(seller, ada) == []  # sees Ada, not Bob
+    bob.owner = seller
+    bob.save(update_fields=["owner"])
+    assert [s.other for s in merge_suggestions(seller, ada)] == [bob]
 
 
 def test_after_the_merge_the_offer_is_gone(alpha_site, admin, ada, bob):
