@@ -103,7 +103,11 @@ class CampaignMember(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["campaign", "contact"], name="campaign_member_once")
         ]
-        indexes = [models.Index(fields=["contact", "campaign"])]
+        indexes = [
+            models.Index(fields=["contact", "campaign"]),
+            # The API's sync of members by `updated_since`.
+            models.Index(fields=["updated_at", "id"], name="campaign_member_updated_id"),
+        ]
 
     def __str__(self):
         return f"{self.contact_id} in {self.campaign_id}"

@@ -20,10 +20,11 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
 from django.urls import reverse
 
+from campaigns.models import CampaignMember
 from contacts.models import Account, Activity, Appointment, Contact, Task
 from crm.users.models import Role, User
 from opportunities.models import Opportunity, StageTotal
-from tracking.models import Engagement
+from tracking.models import Engagement, TimelineEntry
 
 # action -> roles allowed
 RULES: dict[str, frozenset[str]] = {
@@ -248,6 +249,27 @@ def appointments_for(user) -> QuerySet[Appointment]:
         "pk"
     )
     return Appointment.objects.filter(Q(pk__in=mine) | Q(pk__in=with_contacts))
+
+
+def timeline_for(user) -> QuerySet[TimelineEntry]:
+    """Timeline entries of the contacts and accounts the user may see: what their 360-degree
+    and account pages show."""
+    entries = TimelineEntry.objects.all()
+    if _reach(user, owner_field="owner", shared_field="shared_with") is None:
+        return entries
+    return entries.filter(
+        Q(contact__in=contacts_for(user).values("pk"))
+        | Q(account__in=accounts_for(user).values("pk"))
+    )
+
+
+def campaign_members_for(user) -> QuerySet[CampaignMember]:
+    """Campaign members whose contact the user may see (the campaigns themselves are open to
+    every role that may view campaigns)."""
+    members = CampaignMember.objects.all()
+    if _reach(user, owner_field="owner", shared_field="shared_with") is None:
+        return members
+    return members.filter(contact__in=contacts_for(user).values("pk"))
 
 
 def engagements_for(user) -> QuerySet[Engagement]:

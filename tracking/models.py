@@ -69,6 +69,8 @@ class TimelineEntry(models.Model):
             models.Index(fields=["account", "-occurred_at", "-id"]),
             models.Index(fields=["contact", "kind"], name="timeline_contact_kind"),
             models.Index(fields=["account", "kind"], name="timeline_account_kind"),
+            # The API's timeline across all customers, newest first or since a time.
+            models.Index(fields=["occurred_at", "id"], name="timeline_occurred_id"),
         ]
         constraints = [
             models.UniqueConstraint(

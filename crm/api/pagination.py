@@ -164,7 +164,7 @@ class KeysetCursorPagination(BasePagination):
                     "format": "uri",
                     "description": "The page before, or null on the first one.",
                 },
-                "results": schema,
+                "results": {**schema, "description": "This page's records, in the order asked."},
             },
         }
 

@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.permissions import AllowAny
 from rest_framework.routers import DefaultRouter
 
+from campaigns.api import CampaignMemberViewSet, CampaignViewSet, SegmentViewSet
 from contacts.api import (
     AccountViewSet,
     ActivityViewSet,
@@ -14,6 +15,7 @@ from contacts.api import (
 )
 from crm.users.api import UserViewSet
 from opportunities.api import OpportunityViewSet, PipelineViewSet
+from tracking.api import TimelineViewSet
 
 router = DefaultRouter(trailing_slash=True)
 router.include_root_view = False
@@ -25,6 +27,10 @@ router.register("tasks", TaskViewSet, basename="task")
 router.register("appointments", AppointmentViewSet, basename="appointment")
 router.register("pipelines", PipelineViewSet, basename="pipeline")
 router.register("users", UserViewSet, basename="user")
+router.register("timeline", TimelineViewSet, basename="timeline-entry")
+router.register("campaigns", CampaignViewSet, basename="campaign")
+router.register("campaign-members", CampaignMemberViewSet, basename="campaign-member")
+router.register("segments", SegmentViewSet, basename="segment")
 
 # The schema and its docs describe the API, not a tenant's data: open to anyone who can read
 # them, so a partner's developer can start before having a key.

@@ -23,16 +23,22 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from campaigns import services as campaign_services
+from campaigns.models import CampaignMember
+from campaigns.segments import segment_create
 from contacts import services
+from contacts.models import Contact
 from crm.demo import pipeline_ensure
 from crm.users.models import User
 from crm.wsgi import application
 from integrations.keys import api_key_create
 from opportunities import services as opportunity_services
+from tracking.services import timeline_add
 
 pytestmark = pytest.mark.django_db
 
 ALPHA_URL = "http://alpha.localhost"
+RULES = {"op": "and", "rules": [{"field": "territory", "operator": "eq", "value": "North"}]}
 # Generated cases per operation and mode (valid input, invalid input): enough to find what
 # breaks, few enough to run in about a minute.
 EXAMPLES = 10
@@ -74,6 +80,17 @@ def _make(kind: str, actor, seed: dict):
         return pipeline_ensure()
     if kind == "users":
         return actor
+    if kind == "timeline":
+        return timeline_add(kind="note", summary="Met at a fair", contact=seed["contacts"])
+    if kind == "segments":
+        return segment_create(actor=actor, name=f"Segment {now.timestamp()}", rules=RULES)
+    if kind == "campaigns":
+        return campaign_services.campaign_create(actor=actor, name="Spring", kind="email")
+    if kind == "campaign-members":
+        campaign = seed["campaigns"]
+        contacts = Contact.objects.filter(pk=seed["contacts"].pk)
+        campaign_services.campaign_members_add(actor=actor, campaign=campaign, contacts=contacts)
+        return CampaignMember.objects.get(campaign=campaign, contact=seed["contacts"])
     raise AssertionError(kind)
 
 
@@ -100,6 +117,10 @@ def alpha_api(alpha, beta):
             "appointments",
             "pipelines",
             "users",
+            "timeline",
+            "segments",
+            "campaigns",
+            "campaign-members",
         ):
             seed[kind] = _make(kind, admin, seed)
         # The schemathesis calls go through the tenant middleware, which picks the schema.
