@@ -1,11 +1,15 @@
 """The REST API's marketing side, read-only: campaigns, who each one targets and how far they
-went (campaign members), and segments (/api/v1/...). The same conventions as the sales records:
-keyset cursors, filters for syncing, roles and reach from crm.access."""
+went (campaign members), and segments with their contacts (/api/v1/...). The same conventions as
+the sales records: keyset cursors, filters for syncing, roles and reach from crm.access."""
 
 import django_filters
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
+from rest_framework.decorators import action
 
 from campaigns.models import Campaign, CampaignMember, Segment
+from campaigns.segments import segment_contacts
+from contacts.api import ContactSerializer
 from crm import access
 from crm.api.filters import UtcDateTimeFilter
 from crm.api.serializers import StrictModelSerializer
@@ -193,3 +197,17 @@ class SegmentViewSet(ReadOnlyViewSet):
 
     def records(self):
         return Segment.objects.all()
+
+    @extend_schema(
+        responses=ContactSerializer(many=True),
+        filters=False,
+        description="The segment's contacts that the caller may see, paged as /contacts/ are: "
+        "its rules worked out now, or the contacts a static list was frozen with. Sync an "
+        "audience with `ordering=updated_at`.",
+    )
+    @action(detail=True, methods=["get"])
+    def contacts(self, request, pk=None):
+        segment = self.get_object()
+        page = self.paginate_queryset(segment_contacts(segment, user=request.user))
+        serializer = ContactSerializer(page, many=True, context=self.get_serializer_context())
+        return self.get_paginated_response(serializer.data)

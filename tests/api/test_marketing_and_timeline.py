@@ -222,3 +222,21 @@ def test_the_schema_describes_every_field_and_parameter(client, in_alpha):
 
     assert "/api/v1/timeline/" in schema["paths"] and "/api/v1/campaign-members/" in schema["paths"]
     assert undescribed == []
+
+
+def test_a_segments_contacts_are_paged_as_contacts_within_the_callers_reach(spring, north, ann):
+    segment = spring.segments.get()
+    services.contact_create(actor=ann.owner, first_name="Zed", territory="South")
+    marketing = session(User.objects.get(email="mia@alpha.test"))
+
+    first = marketing.get(f"/api/v1/segments/{segment.pk}/contacts/?page_size=1", **ALPHA)
+    second = marketing.get(first.json()["next"], **ALPHA)
+    everyone = {c["first_name"] for c in first.json()["results"] + second.json()["results"]}
+    assert everyone == {"Ann", "Rob"} and second.json()["next"] is None
+    # A manager of the North team sees the segment's contacts of the team only.
+    manager = session(person("max@alpha.test", Role.MANAGER, team=north))
+    listed = manager.get(f"/api/v1/segments/{segment.pk}/contacts/", **ALPHA).json()
+    assert [c["id"] for c in listed["results"]] == [ann.pk]
+    assert marketing.get("/api/v1/segments/999999/contacts/", **ALPHA).status_code == 404
+    bad = marketing.get(f"/api/v1/segments/{segment.pk}/contacts/?ordering=name", **ALPHA)
+    assert bad.status_code == 400 and "ordering" in bad.json()
