@@ -72,6 +72,7 @@ class WebhookEvent(models.TextChoices):
     OPPORTUNITY_UPDATED = "opportunity.updated", "Opportunity updated"
     OPPORTUNITY_DELETED = "opportunity.deleted", "Opportunity deleted"
     OPPORTUNITY_STAGE_CHANGED = "opportunity.stage_changed", "Opportunity stage changed"
+    CONTACT_SALES_READY = "contact.sales_ready", "Contact ready to talk (sales-ready)"
 
 
 class WebhookEndpoint(models.Model):

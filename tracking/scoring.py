@@ -28,6 +28,8 @@ from django.utils import timezone
 from contacts.models import Contact, Task
 from crm.tenants.models import Tenant
 from crm.tenants.selectors import tenant_url
+from integrations.models import WebhookEvent
+from integrations.webhooks import webhook_emit
 from tracking import lifecycle
 from tracking.models import Engagement, Event, ScoreChange, TimelineEntry, TrackingSettings
 from tracking.selectors import tracking_settings
@@ -540,6 +542,13 @@ def crossings_notify(*, crossings: list[Crossing], settings: TrackingSettings) -
             contact=contact,
             occurred_at=crossing.at,
         )
+        webhook_emit(
+            event=WebhookEvent.CONTACT_SALES_READY,
+            instance=contact,
+            extra={
+                "sales_ready": _crossing_data(notice, threshold=settings.threshold, grade=grade)
+            },
+        )
         if contact.owner is not None and contact.owner.is_active:
             # Made by the CRM itself (no user): the SCORE entry above is its timeline line.
             Task.objects.create(
@@ -555,6 +564,20 @@ def crossings_notify(*, crossings: list[Crossing], settings: TrackingSettings) -
     if notices:
         messages = [_owner_message(notice) for notice in notices]
         transaction.on_commit(lambda: _queue(messages), robust=True)
+
+
+def _crossing_data(notice: Notice, threshold: float, grade: str) -> dict:
+    """What a `contact.sales_ready` webhook says beyond the contact itself."""
+    return {
+        "at": notice.crossing.at,
+        "score": round(notice.crossing.score, 1),
+        "threshold": threshold,
+        "fit_grade": grade,
+        "reasons": [
+            {"reason": r.reason, "count": r.count, "points": round(r.points, 1)}
+            for r in notice.reasons
+        ],
+    }
 
 
 def _owner_message(notice: Notice) -> dict:

@@ -9,6 +9,8 @@ import pytest
 from contacts import services as contact_services
 from contacts.models import Task
 from crm.users.models import User
+from integrations import webhooks
+from integrations.models import WebhookDelivery
 from tracking.models import Engagement, Event, TimelineEntry
 from tracking.scoring import score_events, score_now, tracking_settings
 
@@ -161,3 +163,32 @@ def test_a_contact_without_an_owner_is_flagged_and_put_on_the_timeline_without_a
     assert TimelineEntry.objects.filter(contact=contact, kind="score").exists()
     assert tasks(contact) == []
     assert len(mailbox.messages) == sent_before
+
+
+def test_crossing_is_a_webhook_event_with_the_contact_its_score_and_reasons(
+    contact, owner, settings
+):
+    settings.CRM_WEBHOOKS_ALLOW_PRIVATE = True
+    listening = webhooks.webhook_endpoint_create(
+        actor=owner, url="http://127.0.0.1:9/ready", events=["contact.sales_ready"]
+    )
+    webhooks.webhook_endpoint_create(
+        actor=owner, url="http://127.0.0.1:9/other", events=["contact.deleted"]
+    )
+
+    signup(contact, T0)
+    assert not WebhookDelivery.objects.exists()
+    signup(contact, T0 + timedelta(seconds=1), name="demo booked")
+
+    delivery = WebhookDelivery.objects.get()
+    assert (delivery.endpoint, delivery.event) == (listening, "contact.sales_ready")
+    data = delivery.payload["data"]
+    assert (data["id"], data["email"]) == (contact.pk, "ada@x.test")
+    ready = data["sales_ready"]
+    assert (ready["threshold"], ready["fit_grade"]) == (50, "B")
+    assert 50 < ready["score"] <= 60  # 30 points twice, one a second older
+    assert ready["at"].startswith("2025-03-03T09:00:01")
+    assert {r["reason"] for r in ready["reasons"]} == {"Did signup", "Did demo booked"}
+    # Still high an hour later: no second crossing, no second event.
+    signup(contact, T0 + timedelta(hours=1))
+    assert WebhookDelivery.objects.count() == 1
