@@ -19,7 +19,8 @@ class UploadForm(forms.Form):
     kind = forms.ChoiceField(label="Import", choices=RecordKind.choices, widget=forms.RadioSelect)
     file = forms.FileField(
         label="CSV file",
-        help_text="Comma, semicolon or tab separated, with a header row; up to 10 MB.",
+        help_text="Comma, semicolon or tab separated, with a header row; up to 250 MB (a million "
+        "rows or more).",
         widget=forms.ClearableFileInput(attrs={"accept": ".csv,.txt,text/csv,text/plain"}),
     )
     encoding = forms.ChoiceField(

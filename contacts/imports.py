@@ -29,7 +29,8 @@ from crm import access
 from crm.users.models import Role, User
 from tracking.services import field_values
 
-MAX_BYTES = 10 * 1024 * 1024
+# A million contacts of a dozen columns take about 100 MB.
+MAX_BYTES = 250 * 1024 * 1024
 PREVIEW_ROWS = 10
 CHUNK = 1000
 DELIMITERS = (",", ";", "\t")
@@ -394,18 +395,28 @@ def _run(job: ImportJob) -> ImportJob:
         job.save(update_fields=["status", "errors", "finished_at"])
         return job
     importer = _Importer(job=job, user=job.created_by, lock=True)
-    processed = 0
-    for chunk in _chunks(_records(job.content)):
-        importer.check(chunk)
-        processed += len(chunk)
-        _progress_set(job, processed)
+    processed = created = updated = 0
+    # The rows go in a chunk at a time, so that memory holds one chunk however long the file;
+    # a savepoint takes them all back if a bad row stops the import. Rows after a bad one are
+    # still checked (and written, to be checked against what the file wrote before them), so
+    # that the report lists every bad row.
+    with transaction.atomic():
+        for chunk in _chunks(_records(job.content)):
+            importer.check(chunk)
+            made, changed = importer.write(file_name=job.file_name)
+            created, updated = created + made, updated + changed
+            processed += len(chunk)
+            _progress_set(job, processed)
+        refused = bool(importer.errors) and not job.skip_invalid
+        if refused:
+            transaction.set_rollback(True)
     job.processed_rows = processed
     job.errors = importer.errors
-    if importer.errors and not job.skip_invalid:
+    if refused:
         job.status = ImportJob.Status.FAILED
         job.created_count = job.updated_count = 0
     else:
-        job.created_count, job.updated_count = importer.write(file_name=job.file_name)
+        job.created_count, job.updated_count = created, updated
         job.status = ImportJob.Status.DONE
     job.save(
         update_fields=[
@@ -517,7 +528,7 @@ class _Slot:
 
 class _Importer:
     """Checks rows chunk by chunk (one query per chunk for each lookup) and collects what to
-    create and update; `write` then saves it all in bulk."""
+    create and update; `write` then saves a chunk's records in bulk and forgets them."""
 
     def __init__(self, *, job: ImportJob, user, lock: bool):
         self.job, self.user, self.lock = job, user, lock
@@ -532,7 +543,12 @@ class _Importer:
         self.errors: list[dict] = []
         self.slots: list[_Slot] = []
         self.by_key: dict[str, _Slot] = {}  # match key -> slot, for duplicates within the file
-        self.external_ids: dict[str, _Slot] = {}  # external ID -> the slot that has it
+        # External ID -> the first row that gave it, and its record: the slot until written,
+        # then the record's id. The claims made since the last write are in `claimed`.
+        self.external_ids: dict[str, tuple[int, _Slot | int]] = {}
+        self.claimed: list[str] = []
+        # Records this file created: a later row about one updates it, but it counts as created.
+        self.created_ids: set[int] = set()
         self.users = {u.email.lower(): u for u in User.objects.filter(is_active=True)}
         self.accounts: dict[str, Account | None] = {}  # upper name -> visible account
         self.new_accounts: dict[str, Account] = {}
@@ -660,8 +676,10 @@ class _Importer:
             self.slots.append(slot)
         if self.match_on and (key := self._key(row)):
             self.by_key[key] = slot
-        if values.get("external_id"):
-            self.external_ids[values["external_id"]] = slot
+        external_id = values.get("external_id")
+        if external_id and external_id not in self.external_ids:
+            self.external_ids[external_id] = (slot.first_row, slot)
+            self.claimed.append(external_id)
         account = values.get("account")
         if account is not None and account.pk is None:
             self.new_accounts.setdefault(account.name.upper(), account)
@@ -737,11 +755,9 @@ class _Importer:
         return _Slot(instance=self.model(owner=self.user), first_row=number, existing=False)
 
     def _external_id_problems(self, number: int, slot: _Slot, external_id: str) -> list:
-        claimed = self.external_ids.get(external_id)
-        if claimed is not None and claimed is not slot:
-            return [
-                ("external_id", f"Row {claimed.first_row} of this file has the same external ID.")
-            ]
+        first_row, holder = self.external_ids.get(external_id, (0, slot))
+        if holder is not slot and not (slot.existing and holder == slot.instance.pk):
+            return [("external_id", f"Row {first_row} of this file has the same external ID.")]
         owner_pk = self.taken_external_ids.get(external_id)
         if owner_pk is not None and not (slot.existing and slot.instance.pk == owner_pk):
             return [("external_id", "Another record already has this external ID.")]
@@ -750,8 +766,9 @@ class _Importer:
     # Writing.
 
     def write(self, *, file_name: str) -> tuple[int, int]:
-        """Save what the checked rows create and change, with audit entries and timeline
-        entries, in bulk. Returns (created, updated)."""
+        """Save what the rows checked since the last write create and change, with audit
+        entries and timeline entries, in bulk; then forget them (a later row about one of these
+        records finds it in the database, as it finds any other). Returns (created, updated)."""
         actor = self.user
         created = [s.instance for s in self.slots if not s.existing]
         changed = services.records_bulk_save(
@@ -760,4 +777,12 @@ class _Importer:
             changed=[(s.instance, s.before) for s in self.slots if s.existing],
             summary=lambda record: f"{actor} imported {record} from {file_name}",
         )
-        return len(created), len(changed)
+        for external_id in self.claimed:
+            first_row, slot = self.external_ids[external_id]
+            self.external_ids[external_id] = (first_row, slot.instance.pk)
+        updated = sum(1 for record in changed if record.pk not in self.created_ids)
+        self.created_ids.update(record.pk for record in created)
+        self.accounts.update(self.new_accounts)
+        self.new_accounts, self.claimed = {}, []
+        self.slots, self.by_key, self.matches, self.taken_external_ids = [], {}, {}, {}
+        return len(created), updated

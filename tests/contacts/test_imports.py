@@ -201,7 +201,7 @@ def test_a_byte_the_chosen_code_page_does_not_use_is_refused_naming_the_line(adm
 
 
 @pytest.mark.django_db
-def test_empty_headerless_duplicate_header_and_oversized_files_are_refused(admin, settings):
+def test_empty_headerless_duplicate_header_and_oversized_files_are_refused(admin, monkeypatch):
     for text, message in [
         ("", "empty"),
         ("First name,Email\n", "no rows"),
@@ -209,8 +209,9 @@ def test_empty_headerless_duplicate_header_and_oversized_files_are_refused(admin
     ]:
         with pytest.raises(imports.ImportFileError, match=message):
             imports.import_job_create(actor=admin, kind="contact", file=csv_file(text))
+    monkeypatch.setattr(imports, "MAX_BYTES", 1024 * 1024)
     big = csv_file("First name\n" + "x\n" * (imports.MAX_BYTES // 2))
-    with pytest.raises(imports.ImportFileError, match="the limit is 10 MB"):
+    with pytest.raises(imports.ImportFileError, match="the limit is 1 MB"):
         imports.import_job_create(actor=admin, kind="contact", file=big)
 
 
@@ -268,6 +269,45 @@ def test_one_bad_row_fails_the_whole_import_with_every_row_reported(admin):
     assert errors[6] == ["Stage: Value 'sideways' is not a valid choice."]
     assert not Contact.objects.exists()
     assert not AuditEntry.objects.exists() and not TimelineEntry.objects.exists()
+
+
+ACROSS_CHUNKS = """First name,E-mail,External ID
+Ann,ann@x.test,e-1
+Bob,bob@x.test,e-2
+Annie,ANN@x.test,
+Cy,cy@x.test,e-1
+Dee,dee@x.test,e-3
+"""
+
+
+@pytest.mark.django_db
+def test_a_file_goes_in_chunk_by_chunk_and_a_late_bad_row_takes_every_chunk_back(
+    admin, monkeypatch
+):
+    # Two rows a chunk: Ann is created in the first and updated by row 4 in the second, and
+    # row 5 takes the external ID row 2 gave Ann.
+    monkeypatch.setattr(imports, "CHUNK", 2)
+
+    failed = run(admin, upload(admin, ACROSS_CHUNKS, match_on="email"))
+
+    assert failed.status == ImportJob.Status.FAILED
+    assert rows_of(failed) == {5: ["External ID: Row 2 of this file has the same external ID."]}
+    assert (failed.created_count, failed.updated_count, failed.processed_rows) == (0, 0, 5)
+    assert not Contact.objects.exists()
+    assert not AuditEntry.objects.exists() and not TimelineEntry.objects.exists()
+
+    done = run(admin, upload(admin, ACROSS_CHUNKS, match_on="email", skip_invalid=True))
+
+    assert done.status == ImportJob.Status.DONE
+    # Ann counts once, as created, though the second chunk changed her.
+    assert (done.created_count, done.updated_count) == (3, 0)
+    people = Contact.objects.order_by("id").values_list("first_name", "email", "external_id")
+    assert list(people) == [
+        ("Annie", "ann@x.test", "e-1"),
+        ("Bob", "bob@x.test", "e-2"),
+        ("Dee", "dee@x.test", "e-3"),
+    ]
+    assert rows_of(done) == {5: ["External ID: Row 2 of this file has the same external ID."]}
 
 
 @pytest.mark.django_db
