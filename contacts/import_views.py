@@ -7,6 +7,8 @@ from django.contrib.auth.decorators import login_required
 from django.db.models import F, Func, IntegerField
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django_htmx.http import HttpResponseClientRedirect
 
 from contacts import imports
 from contacts.models import ImportJob, RecordKind
@@ -127,7 +129,8 @@ def import_upload(request):
 @require("imports.run")
 def import_map(request, pk):
     """Choose what each column is; "Update preview" saves the choice and shows the first rows as
-    they would be imported, "Start import" saves it and queues the job."""
+    they would be imported, "Check the whole file" saves it and queues a dry run (whose counts
+    and refused rows this page then shows), "Start import" saves it and queues the job."""
     job = _job(request, pk)
     if job.status != ImportJob.Status.UPLOADED:
         return redirect("contacts:import_detail", pk=job.pk)
@@ -148,6 +151,9 @@ def import_map(request, pk):
             if "start" in request.POST:
                 imports.import_job_start(actor=request.user, job=job)
                 return redirect("contacts:import_detail", pk=job.pk)
+            if "check" in request.POST:
+                imports.import_job_check(actor=request.user, job=job)
+                return redirect("contacts:import_detail", pk=job.pk)
             return redirect("contacts:import_map", pk=job.pk)
     problems = imports.mapping_problems(kind=job.kind, mapping=job.mapping, match_on=job.match_on)
     preview = [] if problems else imports.import_preview(job=job, user=request.user)
@@ -160,6 +166,8 @@ def import_map(request, pk):
             "problems": [] if form.is_bound else problems,
             "preview": preview,
             "preview_headers": [h for h in form.headers if job.mapping.get(h)],
+            "refused_rows": len({e["row"] for e in job.errors}),
+            "errors": job.errors[:ERRORS_SHOWN],
         },
     )
 
@@ -170,6 +178,9 @@ def import_detail(request, pk):
     """The job's progress (polled by htmx while it runs), then its counts and refused rows."""
     job = get_object_or_404(imports.import_jobs_for(request.user).defer("content"), pk=pk)
     if job.status == ImportJob.Status.UPLOADED:
+        # Not started, or back from a dry run: the mapping page (for htmx's poll, a whole page).
+        if request.htmx:
+            return HttpResponseClientRedirect(reverse("contacts:import_map", args=[job.pk]))
         return redirect("contacts:import_map", pk=job.pk)
     progress = imports.import_job_progress(job)
     context = {

@@ -298,25 +298,40 @@ def import_job_map(
     problems = mapping_problems(kind=job.kind, mapping=mapping, match_on=match_on)
     if problems:
         raise ImportMappingError(problems)
+    if (mapping, match_on) != (job.mapping, job.match_on):
+        # What a dry run found no longer says what this mapping would do.
+        job.checked_at, job.errors = None, []
     job.mapping, job.match_on, job.skip_invalid = mapping, match_on, skip_invalid
-    job.save(update_fields=["mapping", "match_on", "skip_invalid"])
+    job.save(update_fields=["mapping", "match_on", "skip_invalid", "checked_at", "errors"])
     return job
+
+
+@transaction.atomic
+def import_job_check(*, actor, job: ImportJob) -> bool:
+    """Queue a dry run of the whole file: the Celery task imports it and takes it all back, and
+    the job, ready to start again, then says how many records the import would create and
+    update and which rows it would refuse. False if the job is not waiting for its mapping."""
+    return _queue(job, dry_run=True)
 
 
 @transaction.atomic
 def import_job_start(*, actor, job: ImportJob) -> bool:
     """Queue the import (once: a second start does nothing and returns False). The Celery task
     is sent after the commit."""
+    return _queue(job, dry_run=False)
+
+
+def _queue(job: ImportJob, *, dry_run: bool) -> bool:
     from contacts.tasks import import_job_run_task
 
     problems = mapping_problems(kind=job.kind, mapping=job.mapping, match_on=job.match_on)
     if problems:
         raise ImportMappingError(problems)
     queued = ImportJob.objects.filter(pk=job.pk, status=ImportJob.Status.UPLOADED).update(
-        status=ImportJob.Status.QUEUED
+        status=ImportJob.Status.QUEUED, dry_run=dry_run
     )
     if queued:
-        job.status = ImportJob.Status.QUEUED
+        job.status, job.dry_run = ImportJob.Status.QUEUED, dry_run
         transaction.on_commit(lambda: import_job_run_task.delay(job.pk))
     return bool(queued)
 
@@ -408,11 +423,15 @@ def _run(job: ImportJob) -> ImportJob:
             processed += len(chunk)
             _progress_set(job, processed)
         refused = bool(importer.errors) and not job.skip_invalid
-        if refused:
+        if refused or job.dry_run:
             transaction.set_rollback(True)
     job.processed_rows = processed
     job.errors = importer.errors
-    if refused:
+    if job.dry_run:
+        # What the import would do; the job waits for its start (or another mapping).
+        job.status, job.checked_at = ImportJob.Status.UPLOADED, timezone.now()
+        job.created_count, job.updated_count = created, updated
+    elif refused:
         job.status = ImportJob.Status.FAILED
         job.created_count = job.updated_count = 0
     else:
@@ -426,6 +445,7 @@ def _run(job: ImportJob) -> ImportJob:
             "status",
             "created_count",
             "updated_count",
+            "checked_at",
         ]
     )
     return job

@@ -345,6 +345,10 @@ class ImportJob(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # A dry run imports the whole file and takes it all back: the counts and errors above are
+    # then what the import would do, as of `checked_at` (cleared when the mapping changes).
+    dry_run = models.BooleanField(default=False)
+    checked_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self):
         return self.file_name

@@ -271,6 +271,42 @@ def test_one_bad_row_fails_the_whole_import_with_every_row_reported(admin):
     assert not AuditEntry.objects.exists() and not TimelineEntry.objects.exists()
 
 
+@pytest.mark.django_db
+def test_a_dry_run_says_what_the_import_would_do_and_writes_nothing(admin):
+    services.contact_create(actor=admin, first_name="Dee", email="dee@x.test")
+    job = upload(admin, MALFORMED, match_on="email")
+
+    assert imports.import_job_check(actor=admin, job=job)
+    checked = imports.import_job_run(job_id=job.pk)
+
+    assert checked.status == ImportJob.Status.UPLOADED and checked.checked_at is not None
+    # Dee exists (an update); every other row is refused.
+    assert (checked.created_count, checked.updated_count, checked.processed_rows) == (0, 1, 5)
+    assert sorted(rows_of(checked)) == [2, 3, 4, 6]
+    assert Contact.objects.get().last_name == ""
+    assert AuditEntry.objects.filter(action="updated").count() == 0
+    assert imports.import_job_run(job_id=job.pk) is None  # back to waiting: nothing to run
+
+    # The same mapping keeps what the check found; another one forgets it.
+    imports.import_job_map(
+        actor=admin, job=checked, mapping=checked.mapping, match_on="email", skip_invalid=True
+    )
+    assert checked.checked_at is not None
+    done = run(admin, checked)
+    assert (done.status, done.created_count, done.updated_count) == ("done", 0, 1)
+    assert Contact.objects.get().last_name == "Dunn"
+
+    again = upload(admin, MALFORMED, match_on="email")
+    imports.import_job_check(actor=admin, job=again)
+    imports.import_job_run(job_id=again.pk)
+    again.refresh_from_db()
+    imports.import_job_map(
+        actor=admin, job=again, mapping=again.mapping, match_on="", skip_invalid=False
+    )
+    again.refresh_from_db()
+    assert (again.checked_at, again.errors) == (None, [])
+
+
 ACROSS_CHUNKS = """First name,E-mail,External ID
 Ann,ann@x.test,e-1
 Bob,bob@x.test,e-2
@@ -537,6 +573,32 @@ def test_upload_map_preview_and_start_through_the_pages(client, sales):
     assert job.status == ImportJob.Status.QUEUED
     status = client.get(f"/imports/{job.pk}/", **ALPHA)
     assert 'hx-trigger="every 1s"' in status.content.decode()
+
+
+@pytest.mark.django_db
+def test_a_dry_run_through_the_pages_follows_the_check_then_shows_its_summary(client, sales):
+    log_in(client, sales)
+    client.post(
+        "/imports/new/",
+        {"kind": "contact", "file": csv_file("First name,Mail\nAnn,bad\nBob,bob@x.test\n")},
+        **ALPHA,
+    )
+    job = ImportJob.objects.get()
+    mapping = {"column_0": "first_name", "column_1": "email", "match_on": "email"}
+
+    checking = client.post(f"/imports/{job.pk}/map/", {**mapping, "check": "1"}, **ALPHA)
+
+    assert checking["Location"] == f"/imports/{job.pk}/"
+    waiting = client.get(f"/imports/{job.pk}/", **ALPHA).content.decode()
+    assert "Checking the whole file (nothing is written)" in waiting
+    imports.import_job_run(job_id=job.pk)
+    polled = client.get(f"/imports/{job.pk}/", HTTP_HX_REQUEST="true", **ALPHA)
+    assert polled["HX-Redirect"] == f"/imports/{job.pk}/map/"
+    page = client.get(f"/imports/{job.pk}/map/", **ALPHA).content.decode()
+    assert '<span data-testid="would-create">1</span> new' in page
+    assert '<span data-testid="would-refuse">1</span> refused' in page
+    assert "the import would stop on these rows and import nothing" in page
+    assert not Contact.objects.exists()
 
 
 @pytest.mark.django_db

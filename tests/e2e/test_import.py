@@ -48,6 +48,15 @@ def test_a_salesperson_imports_contacts_from_a_csv_file(
     expect(preview.locator("td.has-error")).to_have_text("not-an-email")
     expect(preview).to_contain_text("<b>Bold</b>")
 
+    # Check the whole file first: the worker runs the import and takes it back, and the
+    # mapping page comes back with what the import would do.
+    mapping.get_by_role("button", name="Check the whole file").click()
+    check = page.get_by_test_id("import-check")
+    expect(check.get_by_test_id("would-create")).to_have_text("2", timeout=20_000)
+    expect(check.get_by_test_id("would-update")).to_have_text("0")
+    expect(check.get_by_test_id("would-refuse")).to_have_text("1")
+    expect(check).to_contain_text("Enter a valid email address.")
+
     # Import the good rows; the job page follows the worker and then shows the result.
     mapping.get_by_label("Import the good rows").check()
     mapping.get_by_role("button", name="Start import").click()
