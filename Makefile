@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: run test lint bench bench-platform bench-sales bench-api bench-campaigns bench-reports bench-tracking browser
+.PHONY: run test lint bench bench-platform bench-sales bench-import bench-api bench-campaigns bench-reports bench-tracking browser
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,10 @@ bench-platform: $(STAMP)
 # BENCH_CONTACTS (default 1,000,000) and BENCH_REQUESTS (per page, default 200) scale it down.
 bench-sales: $(STAMP)
 	$(VENV)/bin/python -W ignore bench/bench_sales.py
+
+# BENCH_ROWS (default 1,000,000) scales it down.
+bench-import: $(STAMP)
+	$(VENV)/bin/python -W ignore bench/bench_import.py
 
 # BENCH_CONTACTS (default 1,000,000), BENCH_REQUESTS (per call, default 320) and
 # BENCH_BULK_ROUNDS (1,000-contact batches per client, default 3) scale it down.
