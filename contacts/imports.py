@@ -180,8 +180,15 @@ ENCODINGS = {
 UTF_16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 
 
-def _line_of(raw: bytes, error: UnicodeDecodeError) -> int:
-    return raw[: error.start].count(b"\n") + 1
+def _line_of(raw: bytes, error: UnicodeDecodeError, encoding: str = "utf-8") -> int:
+    # Counted in the text before the bad byte: in UTF-16 a 0x0A byte is not always a newline.
+    return raw[: error.start].decode(encoding, errors="replace").count("\n") + 1
+
+
+NOT_TEXT = (
+    "This is not a plain-text CSV file (it contains NUL characters: is it a spreadsheet, or saved "
+    "as UTF-16 without a byte-order mark?). Save it as “CSV UTF-8” and upload it again."
+)
 
 
 def _decode(raw: bytes, encoding: str = "utf-8") -> str:
@@ -190,21 +197,27 @@ def _decode(raw: bytes, encoding: str = "utf-8") -> str:
     letters outside ASCII practically never does, and in ASCII the two are the same."""
     if raw.startswith(UTF_16_BOMS):
         try:
-            return raw.decode("utf-16")
+            text = raw.decode("utf-16")
         except UnicodeDecodeError as error:
             raise ImportFileError(
-                f"The file starts as UTF-16 but is not (line {_line_of(raw, error)})."
+                f"The file starts as UTF-16 but is not (line {_line_of(raw, error, 'utf-16')})."
             ) from None
-    if b"\x00" in raw:
-        raise ImportFileError(
-            "This is not a plain-text CSV file (it contains NUL bytes: is it a spreadsheet, or "
-            "saved as UTF-16 without a byte-order mark?). Save it as “CSV UTF-8” and upload "
-            "it again."
-        )
+    elif b"\x00" in raw:
+        raise ImportFileError(NOT_TEXT)
+    else:
+        text = _decode_8bit(raw, encoding)
+    if "\x00" in text:
+        # PostgreSQL's text holds no NUL character.
+        raise ImportFileError(NOT_TEXT)
+    return text
+
+
+def _decode_8bit(raw: bytes, encoding: str) -> str:
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
-        if encoding == "utf-8":
+        # A UTF-8 byte-order mark says what the file is, whatever was chosen.
+        if encoding == "utf-8" or raw.startswith(codecs.BOM_UTF8):
             raise ImportFileError(
                 f"The file is not UTF-8 (the first character that is not is on line "
                 f"{_line_of(raw, error)}). If Excel saved it as plain “CSV”, choose its "
@@ -216,14 +229,26 @@ def _decode(raw: bytes, encoding: str = "utf-8") -> str:
     except UnicodeDecodeError as error:
         raise ImportFileError(
             f"The file is not {ENCODINGS[encoding][0]} either (line "
-            f"{_line_of(raw, error)} has a byte that encoding does not use). Save it as "
-            "“CSV UTF-8” and upload it again."
+            f"{_line_of(raw, error, encoding)} has a byte that encoding does not use). Save it "
+            "as “CSV UTF-8” and upload it again."
         ) from None
+
+
+def _lines(text: str) -> Iterator[str]:
+    """The text's lines with their ends, one at a time: the csv reader takes them as they come
+    (a quoted value across lines included), and the text is never copied whole (a StringIO of
+    it would hold four bytes a character)."""
+    start = 0
+    while start < len(text):
+        end = text.find("\n", start)
+        end = len(text) if end < 0 else end + 1
+        yield text[start:end]
+        start = end
 
 
 def _delimiter(text: str) -> str:
     """The separator the header line uses most: comma, semicolon or tab (quoted text aside)."""
-    first_line = re.sub(r'"[^"]*"', "", text.split("\n", 1)[0])
+    first_line = re.sub(r'"[^"]*"', "", next(_lines(text), ""))
     counts = {d: first_line.count(d) for d in DELIMITERS}
     best = max(DELIMITERS, key=lambda d: counts[d])
     return best if counts[best] else ","
@@ -231,7 +256,7 @@ def _delimiter(text: str) -> str:
 
 def _records(text: str) -> Iterator[tuple[int, list[str]]]:
     """The file's records as (row number, cells), the header being row 1; blank rows skipped."""
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(text))
+    reader = csv.reader(_lines(text), delimiter=_delimiter(text))
     number = 0
     try:
         for number, cells in enumerate(reader, start=1):

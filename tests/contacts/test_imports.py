@@ -133,7 +133,7 @@ def test_a_file_in_another_encoding_is_refused_naming_the_line(admin):
         imports.import_job_create(
             actor=admin, kind="contact", file=csv_file(text, encoding="cp1252")
         )
-    with pytest.raises(imports.ImportFileError, match="NUL bytes"):
+    with pytest.raises(imports.ImportFileError, match="NUL characters"):
         imports.import_job_create(
             actor=admin, kind="contact", file=csv_file(text, encoding="utf-16-le")
         )
@@ -184,6 +184,27 @@ def test_utf8_and_utf16_files_are_read_as_such_whatever_encoding_was_chosen(admi
 
     assert [job.content for job in read] == [text, text]
     assert first_names(read[1], admin) == ["Jürgen", "Юлия"]
+
+
+@pytest.mark.django_db
+def test_nul_characters_a_broken_utf8_file_with_its_mark_and_utf16_errors_are_refused(admin):
+    def refused(raw: bytes, encoding: str = "utf-8") -> str:
+        with pytest.raises(imports.ImportFileError) as error:
+            imports.import_job_create(
+                actor=admin,
+                kind="contact",
+                file=SimpleUploadedFile("people.csv", raw, content_type="text/csv"),
+                encoding=encoding,
+            )
+        return str(error.value)
+
+    assert "NUL characters" in refused("First name\nA\x00b\n".encode("utf-16"))
+    # A UTF-8 byte-order mark is not read as Windows-1252, whatever was chosen.
+    assert "not UTF-8" in refused(codecs.BOM_UTF8 + b"First name\nJ\xfcrgen\n", "cp1252")
+    # "Ċ" (U+010A) holds a 0x0A byte in UTF-16; the bad half character is on line 3.
+    broken = "First name\nĊ\nAnn\n".encode("utf-16-le")[:-1] + b"\x00\xd8"
+    assert "line 4" in refused(codecs.BOM_UTF16_LE + broken)
+    assert not ImportJob.objects.exists()
 
 
 @pytest.mark.django_db
