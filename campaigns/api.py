@@ -6,6 +6,7 @@ import django_filters
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.decorators import action
+from rest_framework.generics import get_object_or_404
 
 from campaigns.models import Campaign, CampaignMember, Segment
 from campaigns.segments import segment_contacts
@@ -207,7 +208,8 @@ class SegmentViewSet(ReadOnlyViewSet):
     )
     @action(detail=True, methods=["get"])
     def contacts(self, request, pk=None):
-        segment = self.get_object()
+        # Not get_object(): the segments' own filters are not this list's.
+        segment = get_object_or_404(self.get_queryset(), pk=pk)
         page = self.paginate_queryset(segment_contacts(segment, user=request.user))
         serializer = ContactSerializer(page, many=True, context=self.get_serializer_context())
         return self.get_paginated_response(serializer.data)

@@ -291,7 +291,7 @@ def letter_batch_create(*, actor, template: LetterTemplate, query: str) -> Lette
     (letter_batch_run). Raises LetterError for an empty list or one of more than MAX_BATCH."""
     from contacts.tasks import letter_batch_run_task
 
-    total, _ = batch_size(batch_contacts(actor, query))
+    total, no_mail = batch_size(batch_contacts(actor, query))
     if not total:
         raise LetterError("There are no contacts in this list.")
     if total > MAX_BATCH:
@@ -299,6 +299,8 @@ def letter_batch_create(*, actor, template: LetterTemplate, query: str) -> Lette
             f"This list has more than {MAX_BATCH:,} contacts, the most one batch writes to. "
             "Narrow it with the list's filters."
         )
+    if no_mail == total:
+        raise LetterError("Everyone in this list asked not to receive mail.")
     batch = LetterBatch.objects.create(
         template=template, template_name=template.name, query=query, total=total, created_by=actor
     )
@@ -311,10 +313,11 @@ def letter_batch_run(*, batch_id: int) -> LetterBatch | None:
     timeline and all of them in one PDF, or none. None if the batch is not to be run.
 
     The batch's row stays locked until the transaction ends, which is the claim, as an import's
-    is (see contacts.imports.import_job_run): a second delivery finds it locked or done, and a
-    worker killed mid-way leaves nothing behind for the redelivered task. A problem the user can
-    act on (the template deleted, the list grown past the limit) fails the batch with its reason;
-    anything else fails it and is raised."""
+    is (see contacts.imports.import_job_run): a second delivery waits for the first and then
+    finds the batch done, and a worker killed mid-way leaves nothing behind for the redelivered
+    task. A problem the user can act on (the template deleted, the list grown past the limit)
+    fails the batch with its reason; anything else fails it and is raised. Only a batch still
+    queued or running is failed: never one a duplicate delivery finished meanwhile."""
     pending = LetterBatch.objects.filter(
         pk=batch_id, status__in=(LetterBatch.Status.QUEUED, LetterBatch.Status.RUNNING)
     )
@@ -328,23 +331,20 @@ def letter_batch_run(*, batch_id: int) -> LetterBatch | None:
             )
             if batch is None:
                 return None
+            cache.delete(_progress_key(batch.pk))
             return _batch_write(batch)
     except LetterError as error:
-        _batch_fail(batch_id, str(error))
+        pending.update(
+            status=LetterBatch.Status.FAILED, finished_at=timezone.now(), error=str(error)
+        )
         return LetterBatch.objects.get(pk=batch_id)
     except Exception:
-        _batch_fail(batch_id, "Writing the letters stopped on an unexpected error; none was kept.")
+        pending.update(
+            status=LetterBatch.Status.FAILED,
+            finished_at=timezone.now(),
+            error="Writing the letters stopped on an unexpected error; none was kept.",
+        )
         raise
-
-
-def _batch_fail(batch_id: int, reason: str) -> None:
-    LetterBatch.objects.filter(pk=batch_id).update(
-        status=LetterBatch.Status.FAILED,
-        finished_at=timezone.now(),
-        written=0,
-        skipped=0,
-        error=reason,
-    )
 
 
 def _batch_write(batch: LetterBatch) -> LetterBatch:
@@ -396,10 +396,11 @@ def _progress_key(batch_id: int) -> str:
 
 
 def letter_batch_progress(batch: LetterBatch) -> int:
-    """Contacts done so far: live from the cache while the batch runs, all of them after."""
+    """Contacts done so far: none while queued or after a failure (nothing was kept), live from
+    the cache while the batch runs, all of them once it is done."""
     if batch.status == LetterBatch.Status.RUNNING:
         return min(int(cache.get(_progress_key(batch.pk)) or 0), batch.total)
-    return batch.total
+    return batch.total if batch.status == LetterBatch.Status.DONE else 0
 
 
 def letter_batches_for(user) -> QuerySet[LetterBatch]:

@@ -66,6 +66,8 @@ class Account(models.Model):
             models.Index(fields=["owner", "name", "id"]),
             GinIndex(fields=["tags"], name="account_tags_gin"),
             GinIndex(OpClass(Upper("name"), name="gin_trgm_ops"), name="account_name_trgm"),
+            # An import finds the accounts its rows name by name, a chunk at a time.
+            models.Index(Upper("name"), name="account_name_upper"),
             # The search's OR of name, domain and phone becomes one bitmap of the three indexes.
             GinIndex(OpClass(Upper("domain"), name="gin_trgm_ops"), name="account_domain_trgm"),
             GinIndex(OpClass(Upper("phone"), name="gin_trgm_ops"), name="account_phone_trgm"),
@@ -390,7 +392,7 @@ class LetterBatch(models.Model):
     # select when the task runs, among those the user who asked may see.
     query = models.TextField(blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
-    # Contacts the filters selected when the batch was asked for.
+    # Contacts the filters selected: when the batch was asked for, then when it was written.
     total = models.PositiveIntegerField(default=0)
     written = models.PositiveIntegerField(default=0)
     # Contacts who asked not to receive mail: no letter for them.

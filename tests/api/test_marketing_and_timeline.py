@@ -112,10 +112,12 @@ def test_the_timeline_is_the_contacts_page_newest_first_filtered_and_paged(sales
 def test_the_timeline_of_customers_out_of_reach_is_not_there(sales, ann, rivals_contact):
     theirs = timeline_add(kind="note", summary="Secret", contact=rivals_contact)
     mine = timeline_add(kind="note", summary="Mine", contact=ann)
+    # About Ann's company, no contact: the account's page shows it, so the API does.
+    company = timeline_add(kind="note", summary="Company news", account=ann.account)
     api = session(sales)
 
     listed = ids(api.get("/api/v1/timeline/?kind=note", **ALPHA))
-    assert mine.pk in listed and theirs.pk not in listed
+    assert mine.pk in listed and company.pk in listed and theirs.pk not in listed
     assert api.get(f"/api/v1/timeline/{theirs.pk}/", **ALPHA).status_code == 404
     assert ids(api.get(f"/api/v1/timeline/?contact={rivals_contact.pk}", **ALPHA)) == []
     bad = api.get("/api/v1/timeline/?kind=gossip&occurred_since=yesterday", **ALPHA)
@@ -238,5 +240,9 @@ def test_a_segments_contacts_are_paged_as_contacts_within_the_callers_reach(spri
     listed = manager.get(f"/api/v1/segments/{segment.pk}/contacts/", **ALPHA).json()
     assert [c["id"] for c in listed["results"]] == [ann.pk]
     assert marketing.get("/api/v1/segments/999999/contacts/", **ALPHA).status_code == 404
+    assert marketing.get("/api/v1/segments/x/contacts/", **ALPHA).status_code == 404
+    # The segments' own filters do not apply to the list of one segment's contacts.
+    kind = marketing.get(f"/api/v1/segments/{segment.pk}/contacts/?kind=static", **ALPHA)
+    assert len(kind.json()["results"]) == 2
     bad = marketing.get(f"/api/v1/segments/{segment.pk}/contacts/?ordering=name", **ALPHA)
     assert bad.status_code == 400 and "ordering" in bad.json()

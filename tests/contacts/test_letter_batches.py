@@ -117,6 +117,8 @@ def test_an_empty_list_a_list_over_the_limit_and_unknown_filters_are_refused(
         letters.letter_batch_create(actor=sales, template=template, query="territory=West")
     with pytest.raises(letters.LetterError, match="not understood"):
         letters.letter_batch_create(actor=sales, template=template, query="lifecycle_stage=nope")
+    with pytest.raises(letters.LetterError, match="Everyone in this list asked not"):
+        letters.letter_batch_create(actor=sales, template=template, query="q=waddams")
     monkeypatch.setattr(letters, "MAX_BATCH", 3)
     with pytest.raises(letters.LetterError, match="more than 3 contacts"):
         letters.letter_batch_create(actor=sales, template=template, query="")
@@ -179,6 +181,7 @@ def test_the_pages_count_the_list_queue_the_batch_and_hand_out_the_pdf(sales, bo
     assert queued["Location"] == f"/letters/batches/{batch.pk}/"
     waiting = client.get(f"/letters/batches/{batch.pk}/", **ALPHA).content.decode()
     assert 'hx-trigger="every 1s"' in waiting
+    assert "Queued</strong> · 0 of 3 contacts" in waiting and 'value="0"' in waiting
     assert client.get(f"/letters/batches/{batch.pk}.pdf", **ALPHA).status_code == 404
 
     letters.letter_batch_run(batch_id=batch.pk)
@@ -235,9 +238,10 @@ def test_another_tenants_batches_are_not_there(sales, book, template, beta):
     assert client.get(f"/letters/batches/{batch.pk}/", **BETA).status_code == 404
     assert client.get(f"/letters/batches/{batch.pk}.pdf", **BETA).status_code == 404
     assert "Spring offer" not in client.get("/letters/batches/", **BETA).content.decode()
-    # Beta's admin, who sees all of beta's contacts, asks for letters to none of alpha's.
+    # Beta has none of alpha's templates, and its list is beta's own contacts (none).
     page = client.get("/letters/batches/new/", **BETA).content.decode()
     assert "There are no letter templates yet." in page
+    assert '<p data-testid="batch-size">0 contacts.</p>' in page
 
 
 def test_the_worker_writes_a_committed_batch_once(committed_tenant, celery_worker):
