@@ -155,6 +155,9 @@ def raw_connection(tenant):
         dbname=db["NAME"],
     )
     conn.execute(f'SET search_path = "{tenant.schema_name}", public')
+    # As the app's connections (crm.settings): no parallel plans, whose start-up a fresh
+    # ANALYZE can make the planner choose for the search, and which the app never gets.
+    conn.execute("SET max_parallel_workers_per_gather = 0")
     return conn
 
 
