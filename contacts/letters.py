@@ -19,7 +19,7 @@ from jinja2 import Template
 
 from contacts.filters import ContactFilter
 from contacts.models import Activity, Contact, LetterBatch, LetterTemplate
-from contacts.services import activity_log
+from contacts.services import activity_log, letters_bulk_log
 from crm import access
 from crm.merge_fields import (
     MergeFieldError,
@@ -362,22 +362,14 @@ def _batch_write(batch: LetterBatch) -> LetterBatch:
     subject = _compiled(batch.template.subject or batch.template.name)
     body = _compiled(batch.template.body)
     company, today = _company_name(), timezone.localdate()
-    written = []
+    filled = []
     for done, contact in enumerate(contacts, start=1):
         if not contact.do_not_mail:
             context = letter_context(contact=contact, sender=user, today=today, company=company)
-            title, text = _subject_and_text(subject, body, context)
-            written.append(
-                activity_log(
-                    actor=user,
-                    kind=Activity.Kind.LETTER,
-                    subject=title,
-                    notes=text,
-                    contact=contact,
-                )
-            )
+            filled.append((contact, *_subject_and_text(subject, body, context)))
         if done % PROGRESS_EVERY == 0:
             cache.set(_progress_key(batch.pk), done, timeout=24 * 3600)
+    written = letters_bulk_log(actor=user, letters=filled)
     batch.total, batch.written = len(contacts), len(written)
     batch.skipped = batch.total - batch.written
     batch.pdf = letter_pdf(written) if written else None

@@ -209,12 +209,9 @@ def activity_log(
     )
     activity.full_clean()
     activity.save()
-    summary = f"{activity.get_kind_display()}: {subject}"
-    if outcome:
-        summary += f" ({outcome})"
     timeline_add(
         kind=kind,
-        summary=summary,
+        summary=_activity_summary(activity),
         detail=notes,
         contact=contact,
         account=activity.account,
@@ -229,6 +226,44 @@ def activity_log(
             occurred_at=activity.occurred_at,
         )
     return activity
+
+
+def _activity_summary(activity: Activity) -> str:
+    summary = f"{activity.get_kind_display()}: {activity.subject}"
+    return f"{summary} ({activity.outcome})" if activity.outcome else summary
+
+
+def letters_bulk_log(*, actor, letters: list[tuple[Contact, str, str]]) -> list[Activity]:
+    """Log many letters at once, (contact, subject, text) each, as `activity_log` logs one: a
+    letter activity by `actor` and its timeline entry. Two inserts in all, where `activity_log`
+    takes some nine queries a letter. The caller built the values (a subject of at most 200
+    characters), so they are not checked again."""
+    now = timezone.now()
+    activities = Activity.objects.bulk_create(
+        Activity(
+            kind=Activity.Kind.LETTER,
+            subject=subject,
+            notes=text,
+            occurred_at=now,
+            contact=contact,
+            account=contact.account,
+            user=actor,
+        )
+        for contact, subject, text in letters
+    )
+    TimelineEntry.objects.bulk_create(
+        TimelineEntry(
+            kind=TimelineEntry.Kind.LETTER,
+            summary=_activity_summary(activity)[:300],
+            detail=activity.notes,
+            contact=activity.contact,
+            account=activity.account,
+            actor=actor,
+            occurred_at=now,
+        )
+        for activity in activities
+    )
+    return activities
 
 
 @transaction.atomic

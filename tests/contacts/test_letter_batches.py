@@ -276,3 +276,18 @@ def test_the_worker_writes_a_committed_batch_once(committed_tenant, celery_worke
     with schema_context(tenant.schema_name):
         assert Activity.objects.filter(kind=Activity.Kind.LETTER).count() == 2
     connection.set_schema_to_public()
+
+
+def test_a_batch_takes_the_same_queries_for_few_letters_or_many(
+    sales, template, django_assert_max_num_queries
+):
+    for n in range(40):
+        services.contact_create(actor=sales, first_name=f"P{n}", territory="East")
+    batch = letters.letter_batch_create(actor=sales, template=template, query="territory=East")
+
+    # Lookups, the letters, their timeline entries and the batch: none a letter.
+    with django_assert_max_num_queries(12):
+        done = letters.letter_batch_run(batch_id=batch.pk)
+
+    assert done.written == 40 and len(pdf_pages(bytes(done.pdf))) == 40
+    assert TimelineEntry.objects.filter(kind="letter", summary="Letter: Offer for P7").count() == 1
