@@ -81,8 +81,8 @@ class MappingForm(forms.Form):
 
 
 def _job(request, pk) -> ImportJob:
-    """The user's own job (any job for an admin), or 404."""
-    return get_object_or_404(imports.import_jobs_for(request.user), pk=pk)
+    """The user's own job (any job for an admin), or 404; with the start of its file only."""
+    return get_object_or_404(imports.jobs_with_head(imports.import_jobs_for(request.user)), pk=pk)
 
 
 @login_required

@@ -21,7 +21,7 @@ from django.core.cache import cache
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import connection, transaction
 from django.db.models import F, Model, QuerySet
-from django.db.models.functions import Upper
+from django.db.models.functions import Substr, Upper
 from django.utils import timezone
 
 from contacts import services
@@ -33,6 +33,8 @@ from tracking.services import field_values
 # A million contacts of a dozen columns take about 100 MB.
 MAX_BYTES = 250 * 1024 * 1024
 PREVIEW_ROWS = 10
+# The start of a file that the mapping page reads: its header and preview rows, with room.
+HEAD_CHARS = 1_000_000
 CHUNK = 1000
 DELIMITERS = (",", ";", "\t")
 
@@ -281,8 +283,19 @@ def _headers(text: str) -> list[str]:
     return headers
 
 
+def jobs_with_head(jobs: QuerySet[ImportJob]) -> QuerySet[ImportJob]:
+    """The jobs with the start of their file (`head`) in place of all of it: what the mapping and
+    preview read, where a million-row file is 100 MB."""
+    return jobs.defer("content").annotate(head=Substr("content", 1, HEAD_CHARS))
+
+
+def _start_of(job: ImportJob) -> str:
+    head = getattr(job, "head", None)
+    return job.content if head is None else head
+
+
 def job_headers(job: ImportJob) -> list[str]:
-    return _headers(job.content)
+    return _headers(_start_of(job))
 
 
 # --- services -----------------------------------------------------------------------------------
@@ -528,7 +541,7 @@ def import_preview(*, job: ImportJob, user, limit: int = PREVIEW_ROWS) -> list[P
 
 
 def _first_rows(job: ImportJob, limit: int) -> Iterator[tuple[int, list[str]]]:
-    records = _records(job.content)
+    records = _records(_start_of(job))
     next(records, None)
     for _, record in zip(range(limit), records, strict=False):
         yield record

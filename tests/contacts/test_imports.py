@@ -8,6 +8,7 @@ import pytest
 from django.core.cache import cache
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django_tenants.utils import schema_context
 
 from contacts import imports, services
@@ -621,6 +622,30 @@ def test_a_dry_run_through_the_pages_follows_the_check_then_shows_its_summary(cl
     assert '<span data-testid="would-refuse">1</span> refused' in page
     assert "the import would stop on these rows and import nothing" in page
     assert not Contact.objects.exists()
+
+
+@pytest.mark.django_db
+def test_the_mapping_page_reads_only_the_start_of_a_long_file(client, sales, monkeypatch):
+    log_in(client, sales)
+    rows = "".join(f"Person {n},p{n}@x.test\n" for n in range(500))
+    client.post(
+        "/imports/new/",
+        {"kind": "contact", "file": csv_file("First name,E-mail\n" + rows)},
+        **ALPHA,
+    )
+    job = ImportJob.objects.get()
+    monkeypatch.setattr(imports, "HEAD_CHARS", 400)
+
+    with CaptureQueriesContext(connection) as queries:
+        page = client.get(f"/imports/{job.pk}/map/", **ALPHA)
+
+    assert page.status_code == 200
+    assert [row.number for row in page.context["preview"]] == list(range(2, 12))
+    assert "p9@x.test" in page.content.decode()
+    read = " ".join(q["sql"] for q in queries.captured_queries)
+    assert 'SUBSTRING("contacts_importjob"."content", 1, 400)' in read
+    assert '"contacts_importjob"."content",' not in read
+    assert '"contacts_importjob"."content" FROM' not in read
 
 
 @pytest.mark.django_db
