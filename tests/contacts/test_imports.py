@@ -643,9 +643,9 @@ def test_the_mapping_page_reads_only_the_start_of_a_long_file(client, sales, mon
     assert [row.number for row in page.context["preview"]] == list(range(2, 12))
     assert "p9@x.test" in page.content.decode()
     read = " ".join(q["sql"] for q in queries.captured_queries)
-    assert 'SUBSTRING("contacts_importjob"."content", 1, 400)' in read
-    assert '"contacts_importjob"."content",' not in read
-    assert '"contacts_importjob"."content" FROM' not in read
+    head = 'SUBSTRING("contacts_importjob"."content", 1, 400)'
+    assert head in read
+    assert '"contacts_importjob"."content"' not in read.replace(head, "")
 
 
 @pytest.mark.django_db
