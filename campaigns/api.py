@@ -13,19 +13,10 @@ from campaigns.segments import segment_contacts
 from contacts.api import ContactSerializer
 from crm import access
 from crm.api.filters import UtcDateTimeFilter
-from crm.api.serializers import StrictModelSerializer
+from crm.api.pagination import BY_ID, SYNC_ORDERINGS
+from crm.api.serializers import StrictModelSerializer, help_texts
 from crm.api.viewsets import ReadOnlyViewSet
 from crm.pagination import Ordering
-
-BY_ID = {"id": Ordering("id", ("id",)), "-id": Ordering("-id", ("id",), descending=True)}
-BY_UPDATE = {
-    "updated_at": Ordering("updated_at", ("updated_at", "id")),
-    "-updated_at": Ordering("-updated_at", ("updated_at", "id"), descending=True),
-}
-
-
-def _help(**texts) -> dict:
-    return {name: {"help_text": text} for name, text in texts.items()}
 
 
 class CampaignSerializer(StrictModelSerializer):
@@ -54,7 +45,7 @@ class CampaignSerializer(StrictModelSerializer):
             "created_at",
         ]
         read_only_fields = fields
-        extra_kwargs = _help(
+        extra_kwargs = help_texts(
             id="The campaign's id in this CRM.",
             name="The campaign's name.",
             kind="E-mail, web, event, direct mail, advertising or public relations.",
@@ -107,7 +98,7 @@ class CampaignMemberSerializer(StrictModelSerializer):
         model = CampaignMember
         fields = ["id", "campaign", "contact", "status", "added_at", "updated_at"]
         read_only_fields = fields
-        extra_kwargs = _help(
+        extra_kwargs = help_texts(
             id="The membership's id in this CRM.",
             campaign="The campaign's id (see /campaigns/).",
             contact="The contact's id (see /contacts/).",
@@ -140,7 +131,7 @@ class CampaignMemberViewSet(ReadOnlyViewSet):
     serializer_class = CampaignMemberSerializer
     filterset_class = CampaignMemberFilter
     access_action = "campaigns.view"
-    orderings = {**BY_UPDATE, **BY_ID}
+    orderings = SYNC_ORDERINGS
 
     def records(self):
         return access.campaign_members_for(self.request.user)
@@ -161,7 +152,7 @@ class SegmentSerializer(StrictModelSerializer):
             "updated_at",
         ]
         read_only_fields = fields
-        extra_kwargs = _help(
+        extra_kwargs = help_texts(
             id="The segment's id in this CRM.",
             name="The segment's name.",
             description="What the segment is for.",
@@ -194,7 +185,7 @@ class SegmentViewSet(ReadOnlyViewSet):
     serializer_class = SegmentSerializer
     filterset_class = SegmentFilter
     access_action = "segments.manage"
-    orderings = {**BY_UPDATE, **BY_ID}
+    orderings = SYNC_ORDERINGS
 
     def records(self):
         return Segment.objects.all()

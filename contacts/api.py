@@ -29,6 +29,7 @@ from contacts.models import (
 from contacts.selectors import contacts_matching
 from crm import access
 from crm.api.filters import UtcDateTimeFilter
+from crm.api.pagination import BY_ID, BY_OCCURRENCE, SYNC_ORDERINGS
 from crm.api.serializers import (
     RecordField,
     StrictModelSerializer,
@@ -48,13 +49,6 @@ from opportunities.models import Opportunity
 from tracking.services import field_values
 
 BULK_MAX = 1000
-
-SYNC_ORDERINGS = {
-    "updated_at": Ordering("updated_at", ("updated_at", "id")),
-    "-updated_at": Ordering("-updated_at", ("updated_at", "id"), descending=True),
-    "id": Ordering("id", ("id",)),
-    "-id": Ordering("-id", ("id",), descending=True),
-}
 
 DESCRIBED = {
     "id": "The record's id in this CRM.",
@@ -674,9 +668,6 @@ class AppointmentFilter(django_filters.FilterSet):
         fields = []
 
 
-BY_ID = {"id": Ordering("id", ("id",)), "-id": Ordering("-id", ("id",), descending=True)}
-
-
 class ActivityViewSet(CreateRecordMixin, RetrieveRecordMixin, mixins.ListModelMixin, ApiViewSet):
     """Calls, meetings, e-mails, letters and notes logged against customers."""
 
@@ -684,11 +675,7 @@ class ActivityViewSet(CreateRecordMixin, RetrieveRecordMixin, mixins.ListModelMi
     serializer_class = ActivitySerializer
     filterset_class = ActivityFilter
     access_action = "contacts.view"
-    orderings = {
-        "-occurred_at": Ordering("-occurred_at", ("occurred_at", "id"), descending=True),
-        "occurred_at": Ordering("occurred_at", ("occurred_at", "id")),
-        **BY_ID,
-    }
+    orderings = BY_OCCURRENCE
 
     def records(self):
         return access.activities_for(self.request.user)

@@ -27,6 +27,7 @@ from django.utils import timezone
 from contacts import services
 from contacts.models import Account, Contact, ImportJob, RecordKind
 from crm import access
+from crm.claims import claimed
 from crm.users.models import Role, User
 from tracking.services import field_values
 
@@ -379,24 +380,14 @@ def import_job_run(*, job_id: int) -> ImportJob | None:
     """Import a queued job's rows, all in one transaction: nothing is written unless every row
     is valid, or the user chose to skip the invalid ones. None if the job is not to be run.
 
-    The job row stays locked until that transaction ends, which is the claim: a second delivery
-    of the task while it runs waits for the lock and then finds the job done (or, after a dry
-    run, waiting for its start), and does nothing. "Running" is only what the page shows: a
-    worker killed mid-way rolls everything back and releases the lock, and the broker redelivers
-    the task (late acknowledgement), which imports the file from the start; no job is ever stuck
-    half-way or imported twice. On an error the job is marked failed (in its own write, after
-    the rollback) and the error re-raised."""
+    The job's row is claimed for that transaction (crm.claims): a second delivery does nothing,
+    and a worker killed mid-way leaves nothing behind for the redelivered task. On an error the
+    job is marked failed (in its own write, after the rollback) and the error re-raised."""
     pending = ImportJob.objects.filter(
         pk=job_id, status__in=(ImportJob.Status.QUEUED, ImportJob.Status.RUNNING)
     )
-    pending.update(status=ImportJob.Status.RUNNING)
     try:
-        with transaction.atomic():
-            job = (
-                pending.select_for_update(skip_locked=True, of=("self",))
-                .select_related("created_by")
-                .first()
-            )
+        with claimed(pending, running=ImportJob.Status.RUNNING, related=("created_by",)) as job:
             if job is None:
                 return None
             return _run(job)

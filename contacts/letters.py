@@ -21,6 +21,7 @@ from contacts.filters import ContactFilter
 from contacts.models import Activity, Contact, LetterBatch, LetterTemplate
 from contacts.services import activity_log, letters_bulk_log
 from crm import access
+from crm.claims import claimed
 from crm.merge_fields import (
     MergeFieldError,
     merge_render,
@@ -312,23 +313,18 @@ def letter_batch_run(*, batch_id: int) -> LetterBatch | None:
     """Write a queued batch's letters in one transaction: every letter logged on its contact's
     timeline and all of them in one PDF, or none. None if the batch is not to be run.
 
-    The batch's row stays locked until the transaction ends, which is the claim, as an import's
-    is (see contacts.imports.import_job_run): a second delivery waits for the first and then
-    finds the batch done, and a worker killed mid-way leaves nothing behind for the redelivered
-    task. A problem the user can act on (the template deleted, the list grown past the limit)
+    The batch's row is claimed for that transaction (crm.claims): a second delivery does
+    nothing, and a worker killed mid-way leaves nothing behind for the redelivered task. A
+    problem the user can act on (the template deleted, the list grown past the limit)
     fails the batch with its reason; anything else fails it and is raised. Only a batch still
     queued or running is failed: never one a duplicate delivery finished meanwhile."""
     pending = LetterBatch.objects.filter(
         pk=batch_id, status__in=(LetterBatch.Status.QUEUED, LetterBatch.Status.RUNNING)
     )
-    pending.update(status=LetterBatch.Status.RUNNING)
     try:
-        with transaction.atomic():
-            batch = (
-                pending.select_for_update(skip_locked=True, of=("self",))
-                .select_related("created_by", "template")
-                .first()
-            )
+        with claimed(
+            pending, running=LetterBatch.Status.RUNNING, related=("created_by", "template")
+        ) as batch:
             if batch is None:
                 return None
             cache.delete(_progress_key(batch.pk))

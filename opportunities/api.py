@@ -5,6 +5,7 @@ from rest_framework import mixins, serializers
 
 from crm import access
 from crm.api.filters import UtcDateTimeFilter
+from crm.api.pagination import SYNC_ORDERINGS
 from crm.api.serializers import StrictModelSerializer, VersionedSerializer
 from crm.api.viewsets import ApiViewSet, RecordViewSet, RetrieveRecordMixin
 from crm.pagination import Ordering
@@ -197,12 +198,7 @@ class OpportunityViewSet(RecordViewSet):
     filterset_class = OpportunityFilter
     access_action = "opportunities.view"
     versioned = True
-    orderings = {
-        "updated_at": Ordering("updated_at", ("updated_at", "id")),
-        "-updated_at": Ordering("-updated_at", ("updated_at", "id"), descending=True),
-        "id": Ordering("id", ("id",)),
-        "-id": Ordering("-id", ("id",), descending=True),
-    }
+    orderings = SYNC_ORDERINGS
 
     def records(self):
         return (

@@ -6,9 +6,9 @@ import django_filters
 
 from crm import access
 from crm.api.filters import UtcDateTimeFilter
-from crm.api.serializers import StrictModelSerializer
+from crm.api.pagination import BY_OCCURRENCE
+from crm.api.serializers import StrictModelSerializer, help_texts
 from crm.api.viewsets import ReadOnlyViewSet
-from crm.pagination import Ordering
 from tracking.models import TimelineEntry
 
 
@@ -27,23 +27,19 @@ class TimelineEntrySerializer(StrictModelSerializer):
             "actor",
         ]
         read_only_fields = fields
-        extra_kwargs = {
-            name: {"help_text": text}
-            for name, text in {
-                "id": "The entry's id in this CRM.",
-                "kind": "What happened: a call, a letter, a page view, an e-mail opened, a form "
-                "filled, a life-cycle change...",
-                "occurred_at": "When it happened (a visit's page views: the latest).",
-                "summary": "One line about it, as the timeline shows it.",
-                "detail": "More about it, where there is more (a note's text, a form's answers).",
-                "count": "How many events it stands for: the page views of one visit are one "
-                "entry.",
-                "contact": "The contact's id, if it is about a contact (see /contacts/).",
-                "account": "The account's id: the contact's company at the time, or the account "
-                "it is about.",
-                "actor": "The id of the user who did it, if a user did.",
-            }.items()
-        }
+        extra_kwargs = help_texts(
+            id="The entry's id in this CRM.",
+            kind="What happened: a call, a letter, a page view, an e-mail opened, a form "
+            "filled, a life-cycle change...",
+            occurred_at="When it happened (a visit's page views: the latest).",
+            summary="One line about it, as the timeline shows it.",
+            detail="More about it, where there is more (a note's text, a form's answers).",
+            count="How many events it stands for: the page views of one visit are one entry.",
+            contact="The contact's id, if it is about a contact (see /contacts/).",
+            account="The account's id: the contact's company at the time, or the account "
+            "it is about.",
+            actor="The id of the user who did it, if a user did.",
+        )
 
 
 class TimelineFilter(django_filters.FilterSet):
@@ -71,12 +67,7 @@ class TimelineViewSet(ReadOnlyViewSet):
     serializer_class = TimelineEntrySerializer
     filterset_class = TimelineFilter
     access_action = "contacts.view"
-    orderings = {
-        "-occurred_at": Ordering("-occurred_at", ("occurred_at", "id"), descending=True),
-        "occurred_at": Ordering("occurred_at", ("occurred_at", "id")),
-        "id": Ordering("id", ("id",)),
-        "-id": Ordering("-id", ("id",), descending=True),
-    }
+    orderings = BY_OCCURRENCE
 
     def records(self):
         return access.timeline_for(self.request.user)

@@ -21,6 +21,21 @@ from rest_framework.utils.urls import remove_query_param, replace_query_param
 
 from crm.pagination import Ordering
 
+# The sort orders the resources offer (the first of a view's `orderings` is its default).
+BY_ID = {"id": Ordering("id", ("id",)), "-id": Ordering("-id", ("id",), descending=True)}
+# Oldest change first: what a sync with `updated_since` wants.
+SYNC_ORDERINGS = {
+    "updated_at": Ordering("updated_at", ("updated_at", "id")),
+    "-updated_at": Ordering("-updated_at", ("updated_at", "id"), descending=True),
+    **BY_ID,
+}
+# Newest first: what a feed of activities or timeline entries wants.
+BY_OCCURRENCE = {
+    "-occurred_at": Ordering("-occurred_at", ("occurred_at", "id"), descending=True),
+    "occurred_at": Ordering("occurred_at", ("occurred_at", "id")),
+    **BY_ID,
+}
+
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
 SALT = "crm.api.cursor"

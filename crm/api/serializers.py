@@ -12,6 +12,11 @@ def version_of(instance) -> str:
     return str(int(instance.updated_at.timestamp() * 1_000_000))
 
 
+def help_texts(**texts) -> dict:
+    """A serializer Meta's `extra_kwargs` giving each named field its description."""
+    return {name: {"help_text": text} for name, text in texts.items()}
+
+
 class StrictModelSerializer(serializers.ModelSerializer):
     """Refuses fields it does not know, so that a misspelt field is an error the client sees,
     not a value silently dropped. Read-only fields may be sent back as they were read."""

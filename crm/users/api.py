@@ -3,9 +3,9 @@
 import django_filters
 from rest_framework import mixins, serializers
 
+from crm.api.pagination import BY_ID
 from crm.api.serializers import StrictModelSerializer
 from crm.api.viewsets import ApiViewSet, RetrieveRecordMixin
-from crm.pagination import Ordering
 from crm.users.models import Role, User
 
 
@@ -44,7 +44,7 @@ class UserViewSet(RetrieveRecordMixin, mixins.ListModelMixin, ApiViewSet):
     serializer_class = UserSerializer
     filterset_class = UserFilter
     access_action = "accounts.view"
-    orderings = {"id": Ordering("id", ("id",)), "-id": Ordering("-id", ("id",), descending=True)}
+    orderings = BY_ID
 
     def records(self):
         user = self.request.user
