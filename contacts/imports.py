@@ -611,9 +611,9 @@ class _Importer:
         self.slots: list[_Slot] = []
         self.by_key: dict[str, _Slot] = {}  # match key -> slot, for duplicates within the file
         # External ID -> the first row that gave it, and its record: the slot until written,
-        # then the record's id. The claims made since the last write are in `claimed`.
+        # then the record's id. The claims made since the last write are in `new_claims`.
         self.external_ids: dict[str, tuple[int, _Slot | int]] = {}
-        self.claimed: list[str] = []
+        self.new_claims: list[str] = []
         # Records this file created: a later row about one updates it, but it counts as created.
         self.created_ids: set[int] = set()
         # Rows added to the tables this file grows since their statistics were last taken, and
@@ -753,7 +753,7 @@ class _Importer:
         external_id = values.get("external_id")
         if external_id and external_id not in self.external_ids:
             self.external_ids[external_id] = (slot.first_row, slot)
-            self.claimed.append(external_id)
+            self.new_claims.append(external_id)
         account = values.get("account")
         if account is not None and account.pk is None:
             self.new_accounts.setdefault(account.name.upper(), account)
@@ -878,13 +878,13 @@ class _Importer:
             changed=[(s.instance, s.before) for s in self.slots if s.existing],
             summary=lambda record: f"{actor} imported {record} from {file_name}",
         )
-        for external_id in self.claimed:
+        for external_id in self.new_claims:
             first_row, slot = self.external_ids[external_id]
             self.external_ids[external_id] = (first_row, slot.instance.pk)
         updated = sum(1 for record in changed if record.pk not in self.created_ids)
         self.created_ids.update(record.pk for record in created)
         self._statistics_kept(len(created) + len(self.new_accounts))
         self.accounts.update(self.new_accounts)
-        self.new_accounts, self.claimed = {}, []
+        self.new_accounts, self.new_claims = {}, []
         self.slots, self.by_key, self.matches, self.taken_external_ids = [], {}, {}, {}
         return len(created), updated
