@@ -8,4 +8,4 @@ RUN pip install --no-cache-dir -e . \
  && SECRET_KEY=build DATABASE_URL=postgres://build@localhost/build REDIS_URL=redis://localhost \
     STATIC_ROOT=/app/.data/static python manage.py collectstatic --noinput
 EXPOSE 8000
-CMD ["gunicorn", "crm.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", "--threads", "4"]
+CMD ["gunicorn", "--config", "python:crm.gunicorn_conf", "crm.wsgi:application", "--bind", "0.0.0.0:8000"]

@@ -3,18 +3,19 @@ timelines and scores, a raw COPY of the same rows, and the time from acceptance 
 
 Starts its own embedded PostgreSQL and Redis in a temporary folder (unless DATABASE_URL and
 REDIS_URL are set), provisions a tenant with BENCH_CONTACTS demo contacts (default 20,000),
-registers its website's origin, and serves the site with gunicorn as `make run` does (2 workers
-x 4 threads, production settings). The load generator is this file run as a process of its own
-(`--load`): plain sockets with keep-alive and one selector loop, so it needs nothing but Python
-and takes little of the CPU the server needs. It posts what the snippet (static/tracking/crm.js)
-posts: batches of 20 events of BENCH_VISITORS visitors (default 20,000), with the site's Origin
-header, as text/plain. Visits of 5 to 60 pages; page views with URL, title and referrer, UTM
-parameters on a third of the landing pages, 12% product views, some pricing-page views, custom
-events and purchases. BENCH_IDENTIFIED of the visitors (default 20%) are identified (a signed
-`identify` with a contact's e-mail, sent and drained before anything is measured, each crossing
-the tenant's threshold then), so the drain rolls their events onto timelines and scores as it
-would on a live site. The per-address rate limit of the endpoint is off
-(CRM_TRACKING_IP_LIMIT=0): the load generator stands for many browsers on one address.
+registers its website's origin, and serves the site with gunicorn as `make run` does
+(crm/gunicorn_conf.py, production settings). The load generator is this file run as a process of
+its own (`--load`): plain sockets with keep-alive (reopened when the server closes them) and one
+selector loop, so it needs nothing but Python and takes little of the CPU the server needs. It
+posts what the snippet (static/tracking/crm.js) posts: batches of 20 events of BENCH_VISITORS
+visitors (default 20,000), with the site's Origin header, as text/plain. Visits of 5 to 60 pages;
+page views with URL, title and referrer, UTM parameters on a third of the landing pages, 12%
+product views, some pricing-page views, custom events and purchases. BENCH_IDENTIFIED of the
+visitors (default 20%) are identified (a signed `identify` with a contact's e-mail, sent and
+drained before anything is measured, each crossing the tenant's threshold then), so the drain rolls
+their events onto timelines and scores as it would on a live site. The per-address rate limit of
+the endpoint is off (CRM_TRACKING_IP_LIMIT=0): the load generator stands for many browsers on one
+address.
 
 Measured, in this order:
 - flat out (`max_rate`): BENCH_FLAT_CONNECTIONS connections (default 16) posting back to back
@@ -131,7 +132,7 @@ def main() -> None:
     }
     say(
         f"{VISITORS} visitors, {IDENTIFIED} of them identified; {CONTACTS} contacts; "
-        f"gunicorn 2 workers x 4 threads on port {port}"
+        f"gunicorn on port {port}"
     )
     identify(tenant, plan, secret)
     markers = marker_contacts(tenant)

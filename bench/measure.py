@@ -65,13 +65,11 @@ def start_gunicorn(settings) -> int:
     server = subprocess.Popen(
         [
             str(Path(sys.executable).parent / "gunicorn"),
+            "--config",
+            "python:crm.gunicorn_conf",
             "crm.wsgi:application",
             "--bind",
             f"127.0.0.1:{port}",
-            "--workers",
-            "2",
-            "--threads",
-            "4",
         ],
         cwd=ROOT,
         env=env,

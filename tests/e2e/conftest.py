@@ -54,8 +54,8 @@ def database_url(name: str | None = None) -> str:
 
 @contextmanager
 def app_server(**env):
-    """A gunicorn serving the test database on a free port (2 workers, 2 threads), with `env`
-    on top of the test settings; stopped on exit."""
+    """A gunicorn serving the test database on a free port, configured as in production, with
+    `env` on top of the test settings; stopped on exit."""
     port = free_port()
     env = {
         **os.environ,
@@ -72,13 +72,11 @@ def app_server(**env):
     server = subprocess.Popen(
         [
             str(BIN / "gunicorn"),
+            "--config",
+            "python:crm.gunicorn_conf",
             "crm.wsgi:application",
             "--bind",
             f"127.0.0.1:{port}",
-            "--workers",
-            "2",
-            "--threads",
-            "2",
         ],
         cwd=ROOT,
         env=env,
