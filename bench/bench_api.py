@@ -9,16 +9,16 @@ half updates of contacts the same client sent in its call before). Any answer th
 counted as an error and printed.
 
 Each call is timed twice: by the server (Django's own time, from its Server-Timing header:
-`_server_p50`, `_server_p95`) and by the client over loopback (`_client_p50`, `_client_p95`: the
-server's time plus the wait in the socket queue and for the client threads' own CPU, which share
-the machine).
+`api.<call>_p50`, `api.<call>_p95`) and by the client over loopback (`_client_p50`,
+`_client_p95`: the server's time plus the wait in the socket queue and for the client threads'
+own CPU, which share the machine).
 
 Each read is compared with the same SELECT run as raw SQL over psycopg, creating one contact with
 a raw INSERT, and the bulk upsert with a raw COPY of 1,000 contact rows (each rolled back); the
 ratio printed is the API's server-side p95 over the raw p95 (`_client_vs_sql` the same from the
 client-side p95; for the bulk upsert's rate, the raw COPY's contacts per second over the API's,
 whose rate is the clients' wall-clock one). The raw figures are from one connection at a time,
-the API's from 16 clients sharing the 2 workers, as a partner's integrations would.
+the API's from 16 clients sharing gunicorn's workers, as a partner's integrations would.
 
 With BENCH_REUSE=1 and DATABASE_URL/REDIS_URL set, a tenant seeded by an earlier run (of this
 benchmark or of bench_sales.py) on that database is used again as it is.
@@ -125,9 +125,9 @@ class Samples:
 
 def report(name: str, samples: Samples, errors: int, sql: list[float]) -> None:
     sql_p95 = percentile(sql, 0.95)
-    for side, values in (("client", samples.client), ("server", samples.server)):
-        print(f"BENCH api.{name}_{side}_p50 {statistics.median(values):.1f} ms", flush=True)
-        print(f"BENCH api.{name}_{side}_p95 {percentile(values, 0.95):.1f} ms", flush=True)
+    for prefix, values in ((name, samples.server), (f"{name}_client", samples.client)):
+        print(f"BENCH api.{prefix}_p50 {statistics.median(values):.1f} ms", flush=True)
+        print(f"BENCH api.{prefix}_p95 {percentile(values, 0.95):.1f} ms", flush=True)
     print(f"BENCH api.{name}_sql_p95 {sql_p95:.2f} ms", flush=True)
     ratio = percentile(samples.server, 0.95) / sql_p95
     print(f"BENCH api.{name}_vs_sql {ratio:.1f} ratio", flush=True)
