@@ -5,6 +5,7 @@ Reads start from crm.access, like the browser's pages; writes go through contact
 
 import django_filters
 from django.db import transaction
+from django.db.models import Q
 from drf_spectacular.utils import (
     OpenApiResponse,
     extend_schema,
@@ -29,6 +30,7 @@ from contacts.models import (
 from contacts.selectors import contacts_matching
 from crm import access
 from crm.api.filters import UtcDateTimeFilter
+from crm.api.idempotency import idempotent
 from crm.api.pagination import BY_ID, BY_OCCURRENCE, SYNC_ORDERINGS
 from crm.api.serializers import (
     RecordField,
@@ -231,12 +233,18 @@ class AccountFilter(django_filters.FilterSet):
     domain = django_filters.CharFilter(lookup_expr="iexact", help_text="With this web domain.")
     external_id = django_filters.CharFilter(help_text="With this external id.")
     search = django_filters.CharFilter(
-        field_name="name", lookup_expr="icontains", help_text="Name containing this text."
+        method="search_text", help_text="Name, web domain or phone containing this text."
     )
 
     class Meta:
         model = Account
         fields = []
+
+    def search_text(self, queryset, name, value):
+        # As the shell's search; each column has a trigram index for it.
+        return queryset.filter(
+            Q(name__icontains=value) | Q(domain__icontains=value) | Q(phone__icontains=value)
+        )
 
 
 def _upsert_schemas(name: str, serializer):
@@ -332,6 +340,7 @@ class UpsertMixin:
         return self.output(instance)
 
     @action(detail=False, methods=["post"])
+    @idempotent
     def bulk(self, request):
         records = request.data.get("records") if isinstance(request.data, dict) else None
         if not isinstance(records, list) or not 1 <= len(records) <= BULK_MAX:
@@ -519,7 +528,7 @@ class ActivitySerializer(LinkedSerializer):
         extra_kwargs["occurred_at"]["required"] = False
 
 
-class TaskSerializer(LinkedSerializer):
+class TaskSerializer(LinkedSerializer, VersionedSerializer):
     assignee = RecordField(
         queryset=_users(),
         required=False,
@@ -545,8 +554,10 @@ class TaskSerializer(LinkedSerializer):
             "opportunity",
             "created_by",
             "created_at",
+            "updated_at",
+            "version",
         ]
-        read_only_fields = ["id", "done_at", "created_by", "created_at"]
+        read_only_fields = ["id", "done_at", "created_by", "created_at", "updated_at"]
         extra_kwargs = _described(
             fields,
             title="What has to be done.",
@@ -595,8 +606,9 @@ class AppointmentSerializer(StrictModelSerializer):
             "account",
             "remind_minutes_before",
             "created_at",
+            "updated_at",
         ]
-        read_only_fields = ["id", "organizer", "created_at"]
+        read_only_fields = ["id", "organizer", "created_at", "updated_at"]
         extra_kwargs = _described(
             fields,
             title="What the meeting is.",
@@ -639,6 +651,11 @@ class ActivityFilter(LinkedFilter):
 
 
 class TaskFilter(LinkedFilter):
+    updated_since = UtcDateTimeFilter(
+        field_name="updated_at",
+        lookup_expr="gte",
+        help_text="Only tasks changed at or after this time (ISO 8601), for syncing.",
+    )
     assignee = django_filters.NumberFilter(help_text="Assigned to this user id.")
     done = django_filters.BooleanFilter(
         field_name="done_at", lookup_expr="isnull", exclude=True, help_text="Done (true) or open."
@@ -653,6 +670,11 @@ class TaskFilter(LinkedFilter):
 
 
 class AppointmentFilter(django_filters.FilterSet):
+    updated_since = UtcDateTimeFilter(
+        field_name="updated_at",
+        lookup_expr="gte",
+        help_text="Only appointments changed at or after this time (ISO 8601), for syncing.",
+    )
     starts_after = UtcDateTimeFilter(
         field_name="starts_at", lookup_expr="gte", help_text="Starting at or after this time."
     )
@@ -697,7 +719,8 @@ class TaskViewSet(
     serializer_class = TaskSerializer
     filterset_class = TaskFilter
     access_action = "contacts.view"
-    orderings = BY_ID
+    orderings = {**BY_ID, **SYNC_ORDERINGS}
+    versioned = True
     http_method_names = ["get", "post", "patch", "head", "options"]
 
     def records(self):
@@ -725,7 +748,7 @@ class AppointmentViewSet(CreateRecordMixin, RetrieveRecordMixin, mixins.ListMode
     serializer_class = AppointmentSerializer
     filterset_class = AppointmentFilter
     access_action = "contacts.view"
-    orderings = {"starts_at": Ordering("starts_at", ("starts_at", "id")), **BY_ID}
+    orderings = {"starts_at": Ordering("starts_at", ("starts_at", "id")), **SYNC_ORDERINGS}
 
     def records(self):
         return access.appointments_for(self.request.user).prefetch_related("users", "contacts")

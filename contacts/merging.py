@@ -388,9 +388,17 @@ def _move_related(*, model, kept, merged) -> tuple[dict[str, list[int]], list[di
                 related.filter(pk__in=[r.pk for r in clashing]).delete()
         ids = list(rows.values_list("pk", flat=True))
         if ids:
-            related.filter(pk__in=ids).update(**{fk.name: kept.pk})
+            related.filter(pk__in=ids).update(**{fk.name: kept.pk}, **_changed_now(fk.model))
             moved[f"{fk.model._meta.label_lower}.{fk.name}"] = ids
     return moved, dropped
+
+
+def _changed_now(model) -> dict:
+    """A row moved from one record to the other has changed, for a sync with `updated_since`,
+    where its model keeps the time of its last change (an UPDATE skips `auto_now`)."""
+    if any(field.name == "updated_at" for field in model._meta.concrete_fields):
+        return {"updated_at": timezone.now()}
+    return {}
 
 
 def _fold_emails(kept: Contact, before: list[str], merged: Contact) -> None:
@@ -551,9 +559,10 @@ def merge_undo(*, actor, journal: MergeJournal) -> MergeJournal:
             restored.save(save_m2m=False)
             for label, ids in snapshot["moved"].items():
                 app_model, field_name = label.rsplit(".", 1)
-                apps.get_model(app_model)._base_manager.filter(
-                    pk__in=ids, **{field_name: kept.pk}
-                ).update(**{field_name: journal.merged_id})
+                related = apps.get_model(app_model)
+                related._base_manager.filter(pk__in=ids, **{field_name: kept.pk}).update(
+                    **{field_name: journal.merged_id}, **_changed_now(related)
+                )
             for row in _deserialize(snapshot["dropped"]):
                 row.save(save_m2m=False)
     except IntegrityError as clash:

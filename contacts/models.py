@@ -222,10 +222,15 @@ class Task(_LinkedToRecord):
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         constraints = [_linked_check("task_linked_to_a_record")]
-        indexes = [models.Index(fields=["assignee", "done_at", "due_on"])]
+        indexes = [
+            models.Index(fields=["assignee", "done_at", "due_on"]),
+            # The API's sync order (`updated_since`, oldest change first).
+            models.Index(fields=["updated_at", "id"]),
+        ]
 
     def __str__(self):
         return self.title
@@ -257,6 +262,7 @@ class Appointment(models.Model):
     remind_minutes_before = models.PositiveIntegerField(default=15)
     reminder_sent_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         constraints = [
@@ -269,6 +275,7 @@ class Appointment(models.Model):
         indexes = [
             models.Index(fields=["starts_at"]),
             models.Index(fields=["reminder_sent_at", "starts_at"]),
+            models.Index(fields=["updated_at", "id"]),
         ]
 
     def __str__(self):

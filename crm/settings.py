@@ -228,14 +228,19 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60.0,
         "args": ["integrations.tasks.webhook_deliveries_sweep"],
     },
-    # Scheduled campaigns whose ETA task was lost, outbox rows a stopped worker left sending,
-    # and sends that stalled (their tasks lost with Redis, or waiting for their window).
+    "idempotency-keys-purge": {
+        "task": "crm.tenants.tasks.for_each_tenant",
+        "schedule": 3600.0,
+        "args": ["integrations.tasks.idempotency_keys_purge"],
+    },
     # Double opt-in submissions nobody confirmed within the link's week.
     "lead-submissions-purge": {
         "task": "crm.tenants.tasks.for_each_tenant",
         "schedule": 3600.0,
         "args": ["leads.tasks.unconfirmed_submissions_purge"],
     },
+    # Scheduled campaigns whose ETA task was lost, outbox rows a stopped worker left sending,
+    # and sends that stalled (their tasks lost with Redis, or waiting for their window).
     "campaigns-sweep": {
         "task": "crm.tenants.tasks.for_each_tenant",
         "schedule": env.float("CRM_CAMPAIGN_SWEEP_SECONDS", default=60.0),

@@ -3,8 +3,9 @@
 
 class RateLimitHeadersMiddleware:
     """Adds `X-RateLimit-Limit`, `-Remaining` and `-Reset` (seconds until the window ends) to
-    responses of API calls that `integrations.ratelimit.ApiRateThrottle` counted. Calls refused
-    before counting (no or bad credentials) carry none."""
+    responses of API calls that `integrations.ratelimit.ApiRateThrottle` counted: with the API's
+    viewsets, every call, refusals included, but those refused before counting (no or bad
+    credentials, or a session call failing its CSRF check), which carry none."""
 
     def __init__(self, get_response):
         self.get_response = get_response

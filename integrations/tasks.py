@@ -1,6 +1,7 @@
 from celery import shared_task
 from django.utils import timezone
 
+from crm.api import idempotency
 from integrations.models import WebhookDelivery
 from integrations.webhooks import webhook_deliveries_due, webhook_delivery_send
 
@@ -27,3 +28,9 @@ def webhook_deliveries_sweep() -> int:
     for pk in due:
         webhook_deliver.delay(pk)
     return len(due)
+
+
+@shared_task
+def idempotency_keys_purge() -> int:
+    """Beat, per tenant, hourly: forget Idempotency-Keys older than a day."""
+    return idempotency.keys_purge()

@@ -1,6 +1,7 @@
 """The REST API's opportunities (with their stage history) and pipelines (with their stages)."""
 
 import django_filters
+from django.db.models import Q
 from rest_framework import mixins, serializers
 
 from crm import access
@@ -184,10 +185,16 @@ class OpportunityFilter(django_filters.FilterSet):
     forecast_category = django_filters.ChoiceFilter(
         choices=ForecastCategory.choices, help_text="In this forecast category."
     )
+    search = django_filters.CharFilter(
+        method="search_text", help_text="Name, or its account's name, containing this text."
+    )
 
     class Meta:
         model = Opportunity
         fields = []
+
+    def search_text(self, queryset, name, value):
+        return queryset.filter(Q(name__icontains=value) | Q(account__name__icontains=value))
 
 
 class OpportunityViewSet(RecordViewSet):

@@ -6,13 +6,20 @@ while the first request is still running waits on the unique index until the fir
 then finds the stored answer; if the first failed, its row vanished with its rollback and the
 retry does the work itself. The same key with another body or path is refused (422): it would
 otherwise silently answer a different request.
+
+Only successes are kept, in the database, for KEPT_FOR (a day, then `keys_purge` forgets them): a
+refused request (4xx) changed nothing and may be corrected and sent again with its key. A bulk
+upsert's answer holds the records' ids, not the records, so even one of 1,000 records is a few
+kilobytes.
 """
 
 import hashlib
 import json
+from datetime import datetime, timedelta
 from functools import wraps
 
 from django.db import transaction
+from django.utils import timezone
 from rest_framework import status
 from rest_framework.exceptions import ValidationError
 from rest_framework.renderers import JSONRenderer
@@ -22,6 +29,7 @@ from integrations.models import IdempotentRequest
 
 HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255
+KEPT_FOR = timedelta(hours=24)
 
 
 def _fingerprint(request) -> str:
@@ -69,6 +77,12 @@ def idempotent(handler):
                 replay["Idempotent-Replayed"] = "true"
                 return replay
             response = handler(self, request, *args, **kwargs)
+            if response.status_code >= 400:
+                # A refusal the handler answers rather than raises (a bulk call's failing
+                # records) changed nothing: forget the key with it, as a raised one is
+                # forgotten, so that the corrected request may use it.
+                transaction.set_rollback(True)
+                return response
             headers = {
                 name: response[name] for name in ("Location", "ETag") if response.has_header(name)
             }
@@ -79,3 +93,11 @@ def idempotent(handler):
         return response
 
     return wrapped
+
+
+def keys_purge(*, now: datetime | None = None) -> int:
+    """Forget the keys older than KEPT_FOR: a retry comes within minutes, not days, and the
+    answers would otherwise pile up for good. Returns how many went."""
+    cutoff = (now or timezone.now()) - KEPT_FOR
+    deleted, _ = IdempotentRequest.objects.filter(created_at__lt=cutoff).delete()
+    return deleted

@@ -55,9 +55,9 @@ def _versioned(operation: dict, schemas: dict) -> bool:
     return False
 
 
-def _idempotent(method: str, path: str) -> bool:
-    """Creating a record honours `Idempotency-Key`; a bulk upsert by external id needs none."""
-    return method == "post" and not path.endswith("/bulk/")
+def _idempotent(method: str) -> bool:
+    """Every POST (a create or a bulk upsert) honours `Idempotency-Key`."""
+    return method == "post"
 
 
 def _errors(method: str, path: str, operation: dict, schemas: dict) -> dict[str, tuple[str, str]]:
@@ -83,7 +83,7 @@ def _errors(method: str, path: str, operation: dict, schemas: dict) -> dict[str,
     # Every deletable resource is versioned; a DELETE answers no record to tell it by.
     if method == "delete" or (method in {"put", "patch"} and _versioned(operation, schemas)):
         errors["412"] = ("PreconditionFailed", "`If-Match` names a version that is not current.")
-    if _idempotent(method, path):
+    if _idempotent(method):
         errors["422"] = (
             "ValidationError",
             f"The `{IDEMPOTENCY_HEADER}` was used before for a different request.",
@@ -143,7 +143,7 @@ def document_errors(result, generator, request, public):
                 if code != "401":
                     answer.setdefault("headers", {}).update(rate_headers)
             added = []
-            if _idempotent(method, path):
+            if _idempotent(method):
                 added.append(
                     _header(
                         IDEMPOTENCY_HEADER,

@@ -41,6 +41,25 @@ class ApiViewSet(viewsets.GenericViewSet):
     def get_permissions(self):
         return [*super().get_permissions(), RoleAllowed()]
 
+    def initial(self, request, *args, **kwargs):
+        """DRF's, but with the call counted against the rate limit before its permissions are
+        checked (DRF checks them first): so a call refused for its role or a read-only key (403)
+        is counted, and told its allowance, like any other. A call without valid credentials
+        is refused (401) before counting, as is one failing the session's CSRF check, so that a
+        forged request cannot use up its victim's allowance."""
+        self.format_kwarg = self.get_format_suffix(**kwargs)
+        request.accepted_renderer, request.accepted_media_type = self.perform_content_negotiation(
+            request
+        )
+        request.version, request.versioning_scheme = self.determine_version(
+            request, *args, **kwargs
+        )
+        self.perform_authentication(request)
+        if request.user is None:
+            self.check_permissions(request)  # no credentials: 401, uncounted
+        self.check_throttles(request)
+        self.check_permissions(request)
+
     def headers_for(self, instance, *, created: bool = False) -> dict[str, str]:
         headers = {}
         if self.versioned:

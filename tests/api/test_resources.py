@@ -7,6 +7,7 @@ import json
 from datetime import timedelta
 
 import pytest
+from django.test import Client
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
@@ -15,6 +16,8 @@ from contacts.models import Account, Contact, Task
 from crm.demo import pipeline_ensure
 from crm.users.models import Role, Team, User
 from crm.users.services import user_create
+from integrations.models import IdempotentRequest
+from integrations.tasks import idempotency_keys_purge
 from opportunities import services as opportunity_services
 from opportunities.models import Opportunity, StageChange
 from tests.conftest import PASSWORD
@@ -194,6 +197,19 @@ def test_a_retried_post_with_the_same_idempotency_key_creates_nothing_twice(api)
     assert good.status_code == 201
 
 
+def test_keys_are_forgotten_after_a_day_by_the_hourly_purge(api, sales):
+    api("post", "/api/v1/contacts/", {"first_name": "Old"}, HTTP_IDEMPOTENCY_KEY="old")
+    api("post", "/api/v1/contacts/", {"first_name": "New"}, HTTP_IDEMPOTENCY_KEY="new")
+    IdempotentRequest.objects.filter(key="old").update(
+        created_at=timezone.now() - timedelta(hours=25)
+    )
+
+    assert idempotency_keys_purge() == 1
+    assert list(IdempotentRequest.objects.values_list("key", flat=True)) == ["new"]
+    again = api("post", "/api/v1/contacts/", {"first_name": "Old"}, HTTP_IDEMPOTENCY_KEY="old")
+    assert again.status_code == 201 and Contact.objects.filter(first_name="Old").count() == 2
+
+
 def test_upsert_by_external_id_creates_then_updates(api, sales):
     created = api("put", "/api/v1/contacts/external/crm-77/", {"first_name": "Zed"})
     updated = api("put", "/api/v1/contacts/external/crm-77/", {"title": "Boss"})
@@ -285,6 +301,20 @@ def test_tasks_and_activities_must_be_about_a_record_the_caller_may_see(api, sal
     assert done.json()["done"] is True and Task.objects.get().done_at is not None
 
 
+def test_a_task_carries_a_version_and_a_stale_if_match_gets_412(api, sales):
+    contact = services.contact_create(actor=sales, first_name="Ann")
+    made = api("post", "/api/v1/tasks/", {"title": "Call back", "contact": contact.pk})
+    version = made.json()["version"]
+    assert made["ETag"] == f'"{version}"'
+
+    done = api("patch", made["Location"], {"done": True}, HTTP_IF_MATCH=f'"{version}"')
+    stale = api("patch", made["Location"], {"title": "Overwrite"}, HTTP_IF_MATCH=f'"{version}"')
+
+    assert done.status_code == 200 and done.json()["version"] != version
+    assert stale.status_code == 412
+    assert Task.objects.get().title == "Call back"
+
+
 def test_records_out_of_reach_are_404_and_roles_are_the_browsers(client, api, sales, initech):
     outsider = User.objects.create(email="o@alpha.test", full_name="O", role=Role.SALES)
     hidden = services.account_create(actor=outsider, name="Theirs", owner=outsider)
@@ -358,3 +388,97 @@ def test_null_characters_in_external_ids_are_400_in_bulk_and_upsert(api):
     assert bulk.status_code == 400 and bulk.json()["errors"][0]["index"] == 0
     assert upsert.status_code == 400 and "external_id" in upsert.json()
     assert not Contact.objects.exists()
+
+
+def test_a_retried_bulk_upsert_with_the_same_idempotency_key_creates_nothing_twice(api):
+    # No external ids: only the key keeps a retry from creating every record again.
+    body = {"records": [{"first_name": "Ada"}, {"first_name": "Alan"}]}
+    first = api("post", "/api/v1/contacts/bulk/", body, HTTP_IDEMPOTENCY_KEY="bulk-1")
+    again = api("post", "/api/v1/contacts/bulk/", body, HTTP_IDEMPOTENCY_KEY="bulk-1")
+    other = api(
+        "post",
+        "/api/v1/contacts/bulk/",
+        {"records": [{"first_name": "Eve"}]},
+        HTTP_IDEMPOTENCY_KEY="bulk-1",
+    )
+
+    assert first.status_code == again.status_code == 200, first.json()
+    assert first.json() == again.json() and again["Idempotent-Replayed"] == "true"
+    assert other.status_code == 422 and "Idempotency-Key" in other.json()
+    assert sorted(Contact.objects.values_list("first_name", flat=True)) == ["Ada", "Alan"]
+    # A refused batch is not remembered: corrected, it goes through with the same key.
+    bad = {"records": [{"name": "Hooli", "employees": -1}]}
+    refused = api("post", "/api/v1/accounts/bulk/", bad, HTTP_IDEMPOTENCY_KEY="bulk-2")
+    fixed = api(
+        "post",
+        "/api/v1/accounts/bulk/",
+        {"records": [{"name": "Hooli"}]},
+        HTTP_IDEMPOTENCY_KEY="bulk-2",
+    )
+    assert refused.status_code == 400 and fixed.status_code == 200, fixed.json()
+    assert list(Account.objects.values_list("name", flat=True)) == ["Hooli"]
+
+
+def test_a_replayed_bulk_of_a_thousand_records_keeps_only_their_ids(api):
+    body = {"records": [{"name": f"Company {n}"} for n in range(1000)]}
+    first = api("post", "/api/v1/accounts/bulk/", body, HTTP_IDEMPOTENCY_KEY="big")
+    again = api("post", "/api/v1/accounts/bulk/", body, HTTP_IDEMPOTENCY_KEY="big")
+
+    assert first.status_code == again.status_code == 200
+    assert again.json() == first.json() and first.json()["created"] == 1000
+    assert Account.objects.count() == 1000
+    stored = IdempotentRequest.objects.get(key="big")
+    assert len(json.dumps(stored.response_body)) < 16_000
+
+
+def test_a_browser_session_calls_the_api_with_its_csrf_token(sales):
+    browser = Client(enforce_csrf_checks=True, **ALPHA)
+    browser.force_login(sales)
+    body = json.dumps({"first_name": "Peter"})
+
+    listed = browser.get("/api/v1/contacts/")
+    forged = browser.post("/api/v1/contacts/", body, content_type="application/json")
+    browser.get("/")  # any page of the CRM gives the browser its CSRF cookie
+    token = browser.cookies["csrftoken"].value
+    made = browser.post(
+        "/api/v1/contacts/", body, content_type="application/json", HTTP_X_CSRFTOKEN=token
+    )
+
+    assert listed.status_code == 200 and listed.json()["results"] == []
+    assert forged.status_code == 403 and "CSRF" in forged.json()["detail"]
+    assert made.status_code == 201, made.json()
+    assert list(Contact.objects.values_list("first_name", flat=True)) == ["Peter"]
+
+
+def test_accounts_upsert_by_external_id_creates_then_updates(api, sales):
+    created = api("put", "/api/v1/accounts/external/erp-9/", {"name": "Hooli"})
+    updated = api("put", "/api/v1/accounts/external/erp-9/", {"industry": "Software"})
+
+    assert (created.status_code, updated.status_code) == (201, 200)
+    assert created.json()["id"] == updated.json()["id"]
+    account = Account.objects.get(external_id="erp-9")
+    assert (account.name, account.industry, account.owner) == ("Hooli", "Software", sales)
+
+
+def test_accounts_bulk_upsert_is_all_or_nothing_and_says_which_records_failed(api, initech):
+    records = [
+        {"external_id": "acc-1", "industry": "Printers"},
+        {"external_id": "acc-2", "name": "Hooli", "parent": initech.pk},
+        {"external_id": "acc-3", "industry": "No name"},
+        {"name": "Pied Piper", "employees": -5},
+    ]
+    refused = api("post", "/api/v1/accounts/bulk/", {"records": records})
+
+    assert refused.status_code == 400
+    assert {e["index"]: set(e["errors"]) for e in refused.json()["errors"]} == {
+        2: {"name"},
+        3: {"employees"},
+    }
+    assert list(Account.objects.values_list("name", "industry")) == [("Initech", "")]
+
+    applied = api("post", "/api/v1/accounts/bulk/", {"records": records[:2]})
+
+    assert applied.status_code == 200, applied.json()
+    assert (applied.json()["created"], applied.json()["updated"]) == (1, 1)
+    assert Account.objects.get(external_id="acc-1").industry == "Printers"
+    assert Account.objects.get(external_id="acc-2").parent == initech

@@ -360,6 +360,30 @@ def test_account_merge_moves_contacts_deals_subsidiaries_and_partners_and_undoes
     assert list(Contact.objects.filter(account=copy)) == [milton]
 
 
+def test_rows_moved_by_a_merge_and_its_undo_count_as_changed_for_a_sync(sales, initech):
+    copy = services.account_create(actor=sales, name="Initech Inc")
+    milton = _contact(sales, "Milton", "W", "milton@initech.test", copy)
+    deal = opportunity_services.opportunity_create(
+        actor=sales, name="Staplers", account=copy, stage=pipeline_ensure().stages.first()
+    )
+    task = services.task_create(actor=sales, title="Call", account=copy)
+    rows = (Contact.objects.filter(pk=milton.pk), Opportunity.objects.filter(pk=deal.pk))
+    rows += (Task.objects.filter(pk=task.pk),)
+    long_ago = timezone.now() - timedelta(days=30)
+    for row in rows:
+        row.update(updated_at=long_ago)
+    since = timezone.now()
+
+    journal = merging.account_merge(actor=sales, kept=initech, merged=copy, fields={})
+
+    assert [row.get().updated_at >= since for row in rows] == [True, True, True]
+    for row in rows:
+        row.update(updated_at=long_ago)
+    since = timezone.now()
+    merging.merge_undo(actor=sales, journal=journal)
+    assert [row.get().updated_at >= since for row in rows] == [True, True, True]
+
+
 # --- pages ---------------------------------------------------------------------------------------
 
 

@@ -568,3 +568,34 @@ def test_through_the_api_a_read_only_key_may_not_create(client, alpha):
         from contacts.models import Account
 
         assert not Account.objects.filter(name="Initech").exists()
+
+
+def test_through_the_api_refused_calls_are_counted_and_carry_the_rate_headers(client, alpha):
+    alpha.api_rate_limit = 3
+    alpha.save(update_fields=["api_rate_limit"])
+    with schema_context(alpha.schema_name):
+        marketer = make_user(Role.MARKETING)
+    _key, read_only = make_key(alpha, read_only=True)
+    _key, marketing = make_key(alpha, user=marketer)
+
+    def bearer(key_text):
+        return {**ALPHA, "HTTP_AUTHORIZATION": f"Bearer {key_text}"}
+
+    writes = [
+        client.post(
+            "/api/v1/accounts/",
+            data=json.dumps({"name": "Initech"}),
+            content_type="application/json",
+            **bearer(read_only),
+        )
+        for _ in range(2)
+    ]
+    missing = client.get("/api/v1/accounts/999999/", **bearer(read_only))
+    over = client.get("/api/v1/accounts/", **bearer(read_only))
+    role = client.get("/api/v1/opportunities/", **bearer(marketing))
+
+    assert [a.status_code for a in [*writes, missing, over]] == [403, 403, 404, 429]
+    assert body(writes[0]) == {"detail": "This API key is read-only."}
+    assert [a["X-RateLimit-Remaining"] for a in [*writes, missing, over]] == ["2", "1", "0", "0"]
+    assert role.status_code == 403 and "role" in body(role)["detail"]
+    assert (role["X-RateLimit-Limit"], role["X-RateLimit-Remaining"]) == ("3", "2")

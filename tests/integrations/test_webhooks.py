@@ -21,6 +21,7 @@ from crm.embedded import free_port
 from crm.users.models import Role, User
 from crm.users.services import user_create
 from integrations import webhooks
+from integrations.keys import api_key_create
 from integrations.models import WebhookDelivery, WebhookEndpoint
 from integrations.tasks import webhook_deliver
 from opportunities import services as opportunity_services
@@ -540,3 +541,67 @@ def test_tenants_never_see_or_receive_each_others_webhooks(client, alpha, beta, 
     assert "/alpha" not in listing
     assert "/beta" in listing
     assert "No dead letters." in dead
+
+
+API_EVENTS = [
+    "account.created",
+    "account.updated",
+    "account.deleted",
+    "opportunity.created",
+    "opportunity.deleted",
+    "contact.deleted",
+]
+
+
+def test_api_writes_reach_each_endpoint_subscribed_to_their_event_signed(
+    committed_tenant, celery_worker, receiver
+):
+    connection.set_schema_to_public()
+    tenant = committed_tenant("apihook")
+    with schema_context(tenant.schema_name):
+        admin = User.objects.get()
+        _key, key_text = api_key_create(actor=admin, user=admin, name="ERP", read_only=False)
+        # One endpoint for each event, at its own path; one for events these calls never make.
+        endpoints = {
+            event: endpoint_for(admin, f"{receiver.url}/{event}", [event]) for event in API_EVENTS
+        }
+        endpoint_for(admin, f"{receiver.url}/other", ["contact.updated", "opportunity.updated"])
+        stage = Pipeline.objects.get(name="Sales").stages.order_by("position").first()
+    erp = Client(HTTP_HOST=f"{tenant.slug}.localhost", HTTP_AUTHORIZATION=f"Bearer {key_text}")
+
+    def call(method, path, data=None):
+        body = {"data": json.dumps(data), "content_type": "application/json"} if data else {}
+        response = getattr(erp, method)(f"/api/v1/{path}", **body)
+        connection.set_schema_to_public()
+        assert response.status_code < 300, response.content
+        return response.json() if response.content else None
+
+    account = call("post", "accounts/", {"name": "Initech"})
+    call("patch", f"accounts/{account['id']}/", {"industry": "Software"})
+    deal = call(
+        "post", "opportunities/", {"name": "Printers", "account": account["id"], "stage": stage.pk}
+    )
+    call("delete", f"opportunities/{deal['id']}/")
+    contact = call("post", "contacts/", {"first_name": "Peter", "account": account["id"]})
+    call("delete", f"contacts/{contact['id']}/")
+    call("delete", f"accounts/{account['id']}/")
+
+    arrived = receiver.wait_for(len(API_EVENTS))
+    with schema_context(tenant.schema_name):
+        sent = sorted(WebhookDelivery.objects.values_list("endpoint__url", "event"))
+        wait_until(lambda: not WebhookDelivery.objects.exclude(status="delivered").exists())
+    connection.set_schema_to_public()
+
+    # Each event was written for its own endpoint only, and arrived there, signed with its secret.
+    assert sent == sorted((f"{receiver.url}/{event}", event) for event in API_EVENTS)
+    by_path = {r["path"].rsplit("/", 1)[1]: r for r in arrived}
+    assert sorted(by_path) == sorted(API_EVENTS) and len(arrived) == len(API_EVENTS)
+    ids = {"account": account["id"], "opportunity": deal["id"], "contact": contact["id"]}
+    for event, request in by_path.items():
+        headers, payload = request["headers"], json.loads(request["body"])
+        signature = headers["X-CRM-Signature"]
+        assert webhooks.signature_verify(endpoints[event].secret, signature, request["body"])
+        assert (headers["X-CRM-Event"], payload["event"]) == (event, event)
+        assert payload["data"]["id"] == ids[event.split(".")[0]]
+    assert json.loads(by_path["account.updated"]["body"])["data"]["industry"] == "Software"
+    assert json.loads(by_path["contact.deleted"]["body"])["data"] == {"id": contact["id"]}
