@@ -2,7 +2,7 @@
 
 import pytest
 
-from contacts.models import Account, Contact
+from contacts.models import Account, Contact, Task
 from crm import access
 from crm.users.models import PartnerOrganization, Role, Team, User
 from crm.users.services import user_create
@@ -82,6 +82,33 @@ def test_each_role_sees_exactly_its_records(world, who):
     assert {a.name.removesuffix(" Account") for a in access.accounts_for(user)} == records
     assert {c.first_name for c in access.contacts_for(user)} == records
     assert {o.name.removesuffix(" Deal") for o in access.opportunities_for(user)} == deals
+
+
+@pytest.mark.parametrize("who", list(EXPECTED))
+def test_each_role_sees_the_tasks_on_its_records_and_those_given_to_it(world, who):
+    """A task on each owner's contact, on each owner's deal alone, and one on the rival's deal
+    that the loner was given to do: the loner sees that one, marketing no deal's task."""
+    for key in ("manager", "sales", "teammate", "rival", "loner"):
+        name = key.title()
+        Task.objects.create(
+            title=f"{name} call", contact=Contact.objects.get(first_name=name), assignee=world[key]
+        )
+        Task.objects.create(
+            title=f"{name} quote",
+            opportunity=Opportunity.objects.get(name=f"{name} Deal"),
+            assignee=world[key],
+        )
+    Task.objects.create(
+        title="Loner help",
+        opportunity=Opportunity.objects.get(name="Rival Deal"),
+        assignee=world["loner"],
+    )
+    records, deals = EXPECTED[who]
+    expected = {f"{name} call" for name in records} | {f"{name} quote" for name in deals}
+    if who in ("admin", "loner") or "Rival" in deals:
+        expected.add("Loner help")
+
+    assert {task.title for task in access.tasks_for(world[who])} == expected
 
 
 @pytest.mark.parametrize("who", ["admin", "sales", "rival", "partner"])
