@@ -21,7 +21,7 @@ def feed(*, user, tenant, host: str, now: datetime) -> bytes:
         Appointment.objects.filter(Q(organizer=user) | Q(users=user))
         .filter(starts_at__gte=now - PAST, starts_at__lte=now + FUTURE)
         .select_related("organizer")
-        .prefetch_related("contacts")
+        .prefetch_related("users", "contacts")
         .distinct()
     )
     for appointment in appointments:
@@ -39,8 +39,18 @@ def feed(*, user, tenant, host: str, now: datetime) -> bytes:
         )
         if description:
             event.add("description", description)
-        organizer = vCalAddress(f"mailto:{appointment.organizer.email}")
-        organizer.params["cn"] = vText(appointment.organizer.full_name)
-        event.add("organizer", organizer)
+        event.add("organizer", _address(appointment.organizer))
+        # Everyone who attends and has an address: the users (the organizer among them) and the
+        # contacts. A contact without an e-mail is named in the description only.
+        for person in [*appointment.users.all(), *appointment.contacts.all()]:
+            if person.email:
+                event.add("attendee", _address(person))
         calendar.add_component(event)
     return calendar.to_ical()
+
+
+def _address(person) -> vCalAddress:
+    """A user or contact as a calendar address: their e-mail, with their name."""
+    address = vCalAddress(f"mailto:{person.email}")
+    address.params["cn"] = vText(person.full_name)
+    return address

@@ -1,11 +1,12 @@
 """Forms validate input; the services in contacts.services do the writing."""
 
 from django import forms
+from django.db.models import Q
 
 from contacts.models import Account, Activity, Appointment, Contact, Task
 from crm import access
-from crm.forms import ShortChoices
-from crm.pickers import RecordPickerField
+from crm.forms import LinesField, ShortChoices
+from crm.pickers import RecordPickerField, RecordsPickerField
 from crm.users.models import User
 
 
@@ -16,14 +17,37 @@ def account_picker(user, **kwargs) -> RecordPickerField:
     )
 
 
+def _contact_named(text: str) -> Q:
+    first, _, last = text.partition(" ")
+    return Q(first_name__iexact=first, last_name__iexact=last.strip())
+
+
+def contacts_picker(user, **kwargs) -> RecordsPickerField:
+    """A field choosing a few of the contacts the user may see, by typing their names."""
+    return RecordsPickerField(
+        access.contacts_for(user),
+        url_name="contacts:contact_options",
+        noun="contact",
+        named=_contact_named,
+        **kwargs,
+    )
+
+
 class ContactForm(forms.ModelForm):
+    other_emails = LinesField(
+        forms.EmailField(max_length=254), required=False, label="Other e-mail addresses"
+    )
+    other_phones = LinesField(forms.CharField(max_length=50), required=False, label="Other phones")
+
     class Meta:
         model = Contact
         fields = [
             "first_name",
             "last_name",
             "email",
+            "other_emails",
             "phone",
+            "other_phones",
             "title",
             "account",
             "owner",
@@ -43,6 +67,11 @@ class ContactForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         self.fields["account"] = account_picker(user, required=False)
         self.fields["owner"].queryset = User.objects.filter(is_active=True)
+
+    def clean_other_emails(self):
+        # Lower case and each once, as merges keep them and the duplicate check looks them up.
+        addresses = self.cleaned_data["other_emails"]
+        return list(dict.fromkeys(address.lower() for address in addresses))
 
 
 class AccountForm(forms.ModelForm):
@@ -97,14 +126,36 @@ class TaskForm(forms.ModelForm):
 
 
 class AppointmentForm(forms.ModelForm):
+    """An appointment booked by `user`, who attends it; other users of the tenant and other
+    contacts (of those `user` may see) may be asked too."""
+
     class Meta:
         model = Appointment
-        fields = ["title", "starts_at", "ends_at", "location", "remind_minutes_before"]
+        fields = [
+            "title",
+            "starts_at",
+            "ends_at",
+            "location",
+            "users",
+            "contacts",
+            "remind_minutes_before",
+        ]
         widgets = {
             "starts_at": forms.DateTimeInput(attrs={"type": "datetime-local"}),
             "ends_at": forms.DateTimeInput(attrs={"type": "datetime-local"}),
         }
         labels = {"remind_minutes_before": "Remind me (minutes before)"}
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        colleagues = self.fields["users"]
+        colleagues.iterator = ShortChoices
+        colleagues.queryset = (
+            User.objects.filter(is_active=True).exclude(pk=user.pk).order_by("full_name")
+        )
+        colleagues.label = "Colleagues"
+        colleagues.help_text = ""
+        self.fields["contacts"] = contacts_picker(user, required=False, label="Other contacts")
 
 
 class EmailForm(forms.Form):

@@ -5,13 +5,14 @@ from functools import reduce
 
 from django.contrib.postgres.search import TrigramSimilarity
 from django.db import connection
-from django.db.models import F, Q, QuerySet, Value
+from django.db.models import F, Prefetch, Q, QuerySet, Value
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Concat, Greatest, Upper
 from django.shortcuts import get_object_or_404
 
 from contacts.models import Account, Appointment, Contact, Task
 from crm import access, pagination
+from opportunities.models import Opportunity
 from tracking.models import AuditEntry, TimelineEntry
 
 
@@ -51,6 +52,15 @@ def account_suggestions(user, text: str, *, limit: int = 15) -> list[Account]:
     return list(
         access.accounts_for(user).filter(name__icontains=text).order_by("name", "id")[:limit]
     )
+
+
+def contact_suggestions(user, text: str, *, limit: int = 15) -> list[Contact]:
+    """Contacts whose name, e-mail, phone or company contains `text`, for a picker."""
+    text = " ".join(text.split())[:100]
+    if not text:
+        return []
+    contacts = access.contacts_for(user).select_related("account")
+    return list(contacts_matching(contacts, text).order_by("last_name", "first_name", "id")[:limit])
 
 
 def shell_counts(user) -> dict[str, int]:
@@ -122,12 +132,37 @@ def open_tasks(*, contact: Contact | None = None, account: Account | None = None
     return list(tasks.order_by("due_on", "id"))
 
 
-def audit_trail(instance, limit: int = 50) -> list[AuditEntry]:
-    return list(
+def audit_trail(user, instance, limit: int = 50) -> list[AuditEntry]:
+    """The record's latest changes, newest first, each changed link (owner, account, stage ...)
+    named by the record it points to where `user` may see that record, else left as its id."""
+    entries = list(
         AuditEntry.objects.filter(model=instance._meta.label_lower, object_id=instance.pk)
         .select_related("actor")
         .order_by("-at", "-id")[:limit]
     )
+    for field in instance._meta.concrete_fields:
+        if not field.many_to_one:
+            continue
+        changes = [entry.changes[field.name] for entry in entries if field.name in entry.changes]
+        ids = {value for change in changes for value in change if value is not None}
+        if not ids:
+            continue
+        rows = _visible(user, field.related_model).in_bulk(ids)
+        names = {pk: str(row) for pk, row in rows.items()}
+        for change in changes:
+            change[:] = [names.get(value, value) for value in change]
+    return entries
+
+
+def _visible(user, model) -> QuerySet:
+    """What `user` may see of a model a record links to: customers' records through crm.access,
+    the tenant's own lists (users, teams, stages) whole."""
+    scoped = {
+        Account: access.accounts_for,
+        Contact: access.contacts_for,
+        Opportunity: access.opportunities_for,
+    }.get(model)
+    return scoped(user) if scoped else model._default_manager.all()
 
 
 def account_opportunities(user, account: Account):
@@ -287,9 +322,19 @@ def my_day(user, *, today: date) -> MyDay:
 def upcoming_appointments(user, *, now, limit: int = 50) -> list:
     return list(
         Appointment.objects.filter(Q(organizer=user) | Q(users=user), ends_at__gte=now)
-        .prefetch_related("contacts")
+        .prefetch_related("contacts", "users")
         .distinct()
         .order_by("starts_at", "id")[:limit]
+    )
+
+
+def contact_appointments(user, contact: Contact, *, limit: int = 10) -> list[Appointment]:
+    """The contact's appointments, latest first (so those ahead before those past), with who
+    attends: the users, and the contacts among those `user` may see."""
+    return list(
+        contact.appointments.prefetch_related(
+            "users", Prefetch("contacts", queryset=access.contacts_for(user).order_by("id"))
+        ).order_by("-starts_at", "-id")[:limit]
     )
 
 

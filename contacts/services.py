@@ -292,15 +292,22 @@ def task_create(
     )
     task.full_clean()
     task.save()
+    audit_record(instance=task, action="created", actor=actor)
     due = f", due {due_on:%d %b %Y}" if due_on else ""
     timeline_add(
         kind=TimelineEntry.Kind.TASK,
-        contact=contact,
-        account=task.account,
+        **_task_place(task),
         actor=actor,
         summary=f"Task for {task.assignee}: {title}{due}",
     )
     return task
+
+
+def _task_place(task: Task) -> dict:
+    """Whose timeline a task's news goes on: its contact's and account's, or for a task filed on
+    a deal alone, the deal's account's."""
+    account = task.account or (task.opportunity.account if task.opportunity_id else None)
+    return {"contact": task.contact, "account": account}
 
 
 @transaction.atomic
@@ -314,13 +321,14 @@ def task_set_done(*, actor, task: Task, done: bool) -> Task:
     """Mark a task done or not done. Doing it twice changes nothing the second time."""
     if done == task.is_done:
         return task
+    before = field_values(task)
     task.done_at = timezone.now() if done else None
-    task.save(update_fields=["done_at"])
+    task.save(update_fields=["done_at", "updated_at"])
+    audit_record(instance=task, action="updated", actor=actor, before=before)
     verb = "completed" if done else "reopened"
     timeline_add(
         kind=TimelineEntry.Kind.TASK,
-        contact=task.contact,
-        account=task.account,
+        **_task_place(task),
         actor=actor,
         summary=f"{actor} {verb} the task: {task.title}",
     )
@@ -356,6 +364,7 @@ def appointment_create(
     appointment.save()
     appointment.users.set({actor, *users})
     appointment.contacts.set(contacts)
+    audit_record(instance=appointment, action="created", actor=actor)
     when = timezone.localtime(starts_at).strftime("%d %b %Y %H:%M")
     for contact in contacts:
         timeline_add(

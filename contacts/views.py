@@ -1,15 +1,15 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpResponse, StreamingHttpResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from contacts import selectors, services
+from contacts import quick_actions, selectors, services
 from contacts.calendar import feed as ical_feed
-from contacts.export import ACCOUNT_COLUMNS, CONTACT_COLUMNS, csv_rows
+from contacts.export import ACCOUNT_COLUMNS, CONTACT_COLUMNS, export_response
 from contacts.filters import AccountFilter, ContactFilter
 from contacts.forms import (
     AccountForm,
@@ -19,8 +19,7 @@ from contacts.forms import (
     EmailForm,
     TaskForm,
 )
-from contacts.models import Task
-from crm.access import require
+from crm.access import require, tasks_for
 from crm.forms import report_errors
 from crm.lists import list_page
 from crm.pagination import Ordering
@@ -76,6 +75,18 @@ def account_options(request):
 
 
 @login_required
+@require("contacts.view")
+def contact_options(request):
+    """Suggestions for a contact picker (crm.pickers) as the user types."""
+    text = request.GET.get(request.GET.get("field", ""), "")
+    return render(
+        request,
+        "contacts/_contact_options.html",
+        {"contacts": selectors.contact_suggestions(request.user, text)},
+    )
+
+
+@login_required
 def search(request):
     """The shell's search box: a dropdown of results while typing (htmx), a page on Enter."""
     results = selectors.search(request.user, request.GET.get("q", ""))
@@ -111,11 +122,12 @@ def contact_detail(request, pk):
             "contact": contact,
             **_timeline(request, contact=contact),
             "tasks": selectors.open_tasks(contact=contact),
-            "audit": selectors.audit_trail(contact),
+            "audit": selectors.audit_trail(request.user, contact),
             "activity_form": ActivityForm(initial={"kind": "call"}),
             "task_form": TaskForm(),
             "email_form": EmailForm(),
-            "appointment_form": AppointmentForm(),
+            "appointment_form": AppointmentForm(user=request.user),
+            "appointments": selectors.contact_appointments(request.user, contact),
         },
     )
 
@@ -159,13 +171,8 @@ def contact_edit(request, pk):
 @require_POST
 def contact_log_activity(request, pk):
     contact = selectors.contact_get(request.user, pk)
-    form = ActivityForm(request.POST)
-    if form.is_valid():
-        services.activity_log(actor=request.user, contact=contact, **form.cleaned_data)
-        messages.success(request, f"{form.cleaned_data['kind'].title()} logged.")
-    else:
-        report_errors(request, form)
-    return redirect("contacts:contact_detail", pk=contact.pk)
+    back = reverse("contacts:contact_detail", args=[contact.pk])
+    return quick_actions.log_activity(request, back=back, contact=contact)
 
 
 @login_required
@@ -173,24 +180,16 @@ def contact_log_activity(request, pk):
 @require_POST
 def contact_add_task(request, pk):
     contact = selectors.contact_get(request.user, pk)
-    form = TaskForm(request.POST)
-    if form.is_valid():
-        services.task_create(actor=request.user, contact=contact, **form.cleaned_data)
-        messages.success(request, "Task added.")
-    else:
-        report_errors(request, form)
-    return redirect("contacts:contact_detail", pk=contact.pk)
+    back = reverse("contacts:contact_detail", args=[contact.pk])
+    return quick_actions.add_task(request, back=back, contact=contact)
 
 
 @login_required
+@require("contacts.view")
 @require_POST
 def task_done(request, pk):
-    """Tick a task off; only for tasks on records the user may see."""
-    task = get_object_or_404(Task.objects.select_related("contact", "account"), pk=pk)
-    if task.contact_id:
-        selectors.contact_get(request.user, task.contact_id)
-    elif task.account_id:
-        selectors.account_get(request.user, task.account_id)
+    """Tick a task off; a task on no record the user may see is a 404, like a missing one."""
+    task = get_object_or_404(tasks_for(request.user).select_related("contact", "account"), pk=pk)
     services.task_set_done(actor=request.user, task=task, done=request.POST.get("done") != "0")
     back = request.POST.get("next", "")
     if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
@@ -212,9 +211,29 @@ def account_detail(request, pk):
             "opportunities": selectors.account_opportunities(request.user, account),
             **_timeline(request, account=account),
             "tasks": selectors.open_tasks(account=account),
-            "audit": selectors.audit_trail(account),
+            "audit": selectors.audit_trail(request.user, account),
+            "activity_form": ActivityForm(initial={"kind": "call"}),
+            "task_form": TaskForm(),
         },
     )
+
+
+@login_required
+@require("accounts.view")
+@require_POST
+def account_log_activity(request, pk):
+    account = selectors.account_get(request.user, pk)
+    back = reverse("contacts:account_detail", args=[account.pk])
+    return quick_actions.log_activity(request, back=back, account=account)
+
+
+@login_required
+@require("accounts.view")
+@require_POST
+def account_add_task(request, pk):
+    account = selectors.account_get(request.user, pk)
+    back = reverse("contacts:account_detail", args=[account.pk])
+    return quick_actions.add_task(request, back=back, account=account)
 
 
 @login_required
@@ -276,10 +295,12 @@ def calendar_feed(request, token):
 @require_POST
 def contact_book_appointment(request, pk):
     contact = selectors.contact_get(request.user, pk)
-    form = AppointmentForm(request.POST)
+    form = AppointmentForm(request.POST, user=request.user)
     if form.is_valid():
+        fields = dict(form.cleaned_data)
+        others = [other for other in fields.pop("contacts") if other != contact]
         services.appointment_create(
-            actor=request.user, contacts=[contact], account=contact.account, **form.cleaned_data
+            actor=request.user, contacts=[contact, *others], account=contact.account, **fields
         )
         messages.success(request, "Appointment booked.")
     else:
@@ -287,20 +308,11 @@ def contact_book_appointment(request, pk):
     return redirect("contacts:contact_detail", pk=contact.pk)
 
 
-def _export(request, queryset, filter_class, columns, name):
-    filters = filter_class(request.GET or None, queryset=queryset, request=request)
-    rows = filters.qs if filters.is_bound and filters.is_valid() else queryset
-    stamp = timezone.localdate().isoformat()
-    response = StreamingHttpResponse(csv_rows(rows, columns), content_type="text/csv")
-    response["Content-Disposition"] = f'attachment; filename="{name}-{stamp}.csv"'
-    return response
-
-
 @login_required
 @require("contacts.view")
 def contact_export(request):
     """The contact list as CSV, with the list's filters, only what the user may see."""
-    return _export(
+    return export_response(
         request, selectors.contact_list(request.user), ContactFilter, CONTACT_COLUMNS, "contacts"
     )
 
@@ -308,7 +320,7 @@ def contact_export(request):
 @login_required
 @require("accounts.view")
 def account_export(request):
-    return _export(
+    return export_response(
         request, selectors.account_list(request.user), AccountFilter, ACCOUNT_COLUMNS, "accounts"
     )
 

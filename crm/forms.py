@@ -1,7 +1,12 @@
 """What the browser's forms share."""
 
+import re
+
 import django_filters
+from django import forms
 from django.contrib import messages
+from django.contrib.postgres.forms import SimpleArrayField
+from django.core.exceptions import ValidationError
 from django.forms.models import ModelChoiceIterator
 
 
@@ -40,3 +45,31 @@ class ShortChoiceFilter(django_filters.ModelChoiceFilter):
     """A filter over a short table, its choices read as ShortChoices."""
 
     field_class = ShortChoiceField
+
+
+class LinesField(SimpleArrayField):
+    """A list typed one item a line (commas and semicolons separate too, blank lines are
+    skipped), for an ArrayField such as a contact's other e-mail addresses. Each item is
+    checked by `base_field`, and an error names the item at fault."""
+
+    SEPARATORS = re.compile(r"[\n,;]")
+
+    def __init__(self, base_field, **kwargs):
+        kwargs.setdefault("widget", forms.Textarea(attrs={"rows": 2}))
+        kwargs.setdefault("help_text", "One a line.")
+        super().__init__(base_field, delimiter="\n", **kwargs)
+
+    def to_python(self, value):
+        if isinstance(value, str):
+            value = [item.strip() for item in self.SEPARATORS.split(value) if item.strip()]
+        return super().to_python(value)
+
+    def run_validators(self, value):
+        errors = []
+        for item in value:
+            try:
+                self.base_field.run_validators(item)
+            except ValidationError as error:
+                errors += [f"{item}: {message}" for message in error.messages]
+        if errors:
+            raise ValidationError(errors)

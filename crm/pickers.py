@@ -4,14 +4,17 @@ A select of every account is megabytes of HTML on a tenant with hundreds of thou
 accounts. A picker is a text box with suggestions as you type (an htmx-filled <datalist>); what
 is typed resolves to a record as "Name #id" (what a suggestion fills in), a bare id, or an exact
 name that only one record has. The field's queryset still bounds what may be chosen, so the
-access rules hold.
+access rules hold. RecordsPickerField chooses a few records the same way, a box each.
 """
 
 import re
+from collections.abc import Callable
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.db.models import Q
 from django.urls import reverse
+from django.utils.safestring import mark_safe
 
 _TRAILING_ID = re.compile(r"#(\d{1,18})\s*$")
 
@@ -48,11 +51,54 @@ class PickerInput(forms.TextInput):
         return forms.utils.mark_safe(f'{html}<datalist id="{options_id}"></datalist>')
 
 
+class PickerListInput(PickerInput):
+    """Picker boxes under one name: one for each record chosen so far, and `blank` more."""
+
+    def __init__(self, url_name: str, *, blank: int = 2, attrs=None):
+        super().__init__(url_name, attrs)
+        self.blank = blank
+
+    def value_from_datadict(self, data, files, name):
+        values = data.getlist(name) if hasattr(data, "getlist") else data.get(name) or []
+        values = [values] if isinstance(values, str) else values
+        return [value for value in values if value.strip()]
+
+    def value_omitted_from_data(self, data, files, name):
+        return False
+
+    def render(self, name, value, attrs=None, renderer=None):
+        attrs = attrs or {}
+        first_id = attrs.get("id", name)
+        html = ""
+        for n, box in enumerate([*(value or []), *[""] * self.blank]):
+            html += super().render(name, box, {**attrs, "id": f"{first_id}_{n}"}, renderer)
+        return mark_safe(html)
+
+    def id_for_label(self, id_):
+        return f"{id_}_0" if id_ else id_
+
+
+def _name_is(text: str) -> Q:
+    return Q(name__iexact=text)
+
+
 class RecordPickerField(forms.ModelChoiceField):
-    def __init__(self, queryset, *, url_name: str, noun: str, **kwargs):
+    """One record of `queryset`; `named` gives the condition for records called what was typed
+    (for models without a `name` column)."""
+
+    def __init__(
+        self,
+        queryset,
+        *,
+        url_name: str,
+        noun: str,
+        named: Callable[[str], Q] = _name_is,
+        **kwargs,
+    ):
         kwargs.setdefault("widget", PickerInput(url_name))
         super().__init__(queryset, **kwargs)
         self.noun = noun
+        self.named = named
         self.help_text = self.help_text or "Type to search, then pick a suggestion."
 
     def pk_of(self, value) -> int | None:
@@ -81,7 +127,7 @@ class RecordPickerField(forms.ModelChoiceField):
             record = self.queryset.filter(pk=pk).first()
             if record is not None:
                 return record
-        named = list(self.queryset.filter(name__iexact=_TRAILING_ID.sub("", text).strip())[:2])
+        named = list(self.queryset.filter(self.named(_TRAILING_ID.sub("", text).strip()))[:2])
         if len(named) == 1:
             return named[0]
         if named:
@@ -90,3 +136,45 @@ class RecordPickerField(forms.ModelChoiceField):
                 code="ambiguous",
             )
         raise ValidationError(f"No {self.noun} “{text}” found.", code="invalid_choice")
+
+
+class RecordsPickerField(forms.Field):
+    """A few records of `queryset` (at most `most`), each typed in a picker box as
+    RecordPickerField takes one; the value is the list of them, each once."""
+
+    def __init__(
+        self,
+        queryset,
+        *,
+        url_name: str,
+        noun: str,
+        named: Callable[[str], Q] = _name_is,
+        blank: int = 2,
+        most: int = 20,
+        **kwargs,
+    ):
+        self.one = RecordPickerField(queryset, url_name=url_name, noun=noun, named=named)
+        self.most = most
+        kwargs.setdefault("widget", PickerListInput(url_name, blank=blank))
+        super().__init__(**kwargs)
+        self.help_text = self.help_text or "Type to search, then pick a suggestion."
+
+    def prepare_value(self, value):
+        return [self.one.prepare_value(item) for item in value or []]
+
+    def to_python(self, value):
+        if len(value or []) > self.most:
+            # Each box is looked up on its own: a bound on the queries a request makes.
+            raise ValidationError(f"Choose at most {self.most} {self.one.noun}s.", code="too_many")
+        records, errors = [], []
+        for text in value or []:
+            try:
+                record = self.one.to_python(text)
+            except ValidationError as error:
+                errors.append(error)
+            else:
+                if record not in records:
+                    records.append(record)
+        if errors:
+            raise ValidationError(errors)
+        return records

@@ -1,12 +1,13 @@
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db.models import Count, Prefetch, QuerySet, Sum
+from django.db.models import Case, Count, Prefetch, QuerySet, Sum, Value, When
+from django.db.models.functions import Concat, Trim
 from django.shortcuts import get_object_or_404
 from django.utils.html import format_html_join
 from django.utils.safestring import mark_safe
 
-from contacts.models import Activity
+from contacts.models import Activity, Task
 from crm import access
 from opportunities.models import LineItem, Opportunity, Pipeline, Product, Stage, StageChange
 
@@ -18,6 +19,21 @@ def opportunity_list(user) -> QuerySet[Opportunity]:
         access.opportunities_for(user)
         .select_related("account", "owner", "stage")
         .order_by("expected_close", "id")
+    )
+
+
+def opportunity_export(user) -> QuerySet[Opportunity]:
+    """The opportunity list with the export's computed columns: the primary contact's name and
+    whether the deal is open, won or lost."""
+    return opportunity_list(user).annotate(
+        primary_contact_name=Trim(
+            Concat("primary_contact__first_name", Value(" "), "primary_contact__last_name")
+        ),
+        state=Case(
+            When(stage__is_won=True, then=Value("won")),
+            When(stage__is_lost=True, then=Value("lost")),
+            default=Value("open"),
+        ),
     )
 
 
@@ -50,6 +66,14 @@ def opportunity_activities(opportunity: Opportunity) -> list[Activity]:
         Activity.objects.filter(opportunity=opportunity)
         .select_related("user")
         .order_by("-occurred_at", "-id")[:50]
+    )
+
+
+def opportunity_open_tasks(opportunity: Opportunity) -> list[Task]:
+    return list(
+        Task.objects.filter(opportunity=opportunity, done_at__isnull=True)
+        .select_related("assignee")
+        .order_by("due_on", "id")
     )
 
 

@@ -109,6 +109,7 @@ def opportunity_move_stage(
     if stage.pipeline_id != locked.stage.pipeline_id:
         raise ValueError("A stage of another pipeline.")
     previous = locked.stage
+    before = field_values(locked)
     now = timezone.now()
     StageChange.objects.create(
         opportunity=locked, from_stage=previous, to_stage=stage, changed_at=now, changed_by=actor
@@ -120,6 +121,7 @@ def opportunity_move_stage(
     locked.save(
         update_fields=["stage", "closed_at", "forecast_category", "close_reason", "updated_at"]
     )
+    audit_record(instance=locked, action="updated", actor=actor, before=before)
     summary = f"{locked.name} moved from {previous} to {stage}"
     timeline_add(
         kind=TimelineEntry.Kind.OPPORTUNITY,

@@ -7,11 +7,14 @@ app_name = "opportunities"
 urlpatterns = [
     path("", views.opportunity_list, name="list"),
     path("new/", views.opportunity_create, name="create"),
+    path("export.csv", views.opportunity_export, name="export"),
     path("board/", views.board, name="board"),
     path("<int:pk>/", views.opportunity_detail, name="detail"),
     path("<int:pk>/edit/", views.opportunity_edit, name="edit"),
     path("<int:pk>/stage/", views.move_stage, name="move_stage"),
     path("<int:pk>/close/", views.opportunity_close, name="close"),
+    path("<int:pk>/activities/", views.opportunity_log_activity, name="log_activity"),
+    path("<int:pk>/tasks/", views.opportunity_add_task, name="add_task"),
     path("<int:pk>/line-items/", views.line_item_add, name="line_item_add"),
     path(
         "<int:pk>/line-items/<int:item_pk>/remove/",

@@ -3,9 +3,13 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from contacts import quick_actions
 from contacts import selectors as contact_selectors
+from contacts.export import export_response
+from contacts.forms import ActivityForm, TaskForm
 from crm.access import require
 from crm.forms import report_errors
 from crm.lists import list_page
@@ -27,6 +31,25 @@ ORDERINGS = {
     "name": Ordering("name", ("name", "id")),
     "amount": Ordering("amount", ("amount", "id"), descending=True),
 }
+# The export's columns: (header, field or annotation of selectors.opportunity_export).
+EXPORT_COLUMNS = (
+    ("id", "id"),
+    ("name", "name"),
+    ("account", "account__name"),
+    ("primary_contact", "primary_contact_name"),
+    ("owner", "owner__email"),
+    ("pipeline", "stage__pipeline__name"),
+    ("stage", "stage__name"),
+    ("amount", "amount"),
+    ("currency", "currency"),
+    ("expected_close", "expected_close"),
+    ("forecast_category", "forecast_category"),
+    ("probability", "stage__probability"),
+    ("status", "state"),
+    ("closed_at", "closed_at"),
+    ("close_reason", "close_reason"),
+    ("next_step", "next_step"),
+)
 
 
 @login_required
@@ -43,6 +66,19 @@ def opportunity_list(request):
 
 @login_required
 @require("opportunities.view")
+def opportunity_export(request):
+    """The opportunity list as CSV, with the list's filters, only what the user may see."""
+    return export_response(
+        request,
+        selectors.opportunity_export(request.user),
+        OpportunityFilter,
+        EXPORT_COLUMNS,
+        "opportunities",
+    )
+
+
+@login_required
+@require("opportunities.view")
 def opportunity_detail(request, pk):
     """A deal's page: its facts, products, stage history and what was done about it."""
     opportunity = selectors.opportunity_get(request.user, pk)
@@ -54,10 +90,36 @@ def opportunity_detail(request, pk):
             "line_items": selectors.line_items(opportunity),
             "history": selectors.stage_history(opportunity),
             "activities": selectors.opportunity_activities(opportunity),
-            "audit": contact_selectors.audit_trail(opportunity),
+            "tasks": selectors.opportunity_open_tasks(opportunity),
+            "audit": contact_selectors.audit_trail(request.user, opportunity),
             "line_item_form": LineItemForm(),
             "close_form": CloseForm(),
+            # Ids of their own: the close form has an "outcome" too.
+            "activity_form": ActivityForm(initial={"kind": "call"}, auto_id="activity_%s"),
+            "task_form": TaskForm(auto_id="task_%s"),
         },
+    )
+
+
+@login_required
+@require("opportunities.view")
+@require_POST
+def opportunity_log_activity(request, pk):
+    opportunity = selectors.opportunity_get(request.user, pk)
+    back = reverse("opportunities:detail", args=[opportunity.pk])
+    return quick_actions.log_activity(
+        request, back=back, opportunity=opportunity, account=opportunity.account
+    )
+
+
+@login_required
+@require("opportunities.view")
+@require_POST
+def opportunity_add_task(request, pk):
+    opportunity = selectors.opportunity_get(request.user, pk)
+    back = reverse("opportunities:detail", args=[opportunity.pk])
+    return quick_actions.add_task(
+        request, back=back, opportunity=opportunity, account=opportunity.account
     )
 
 

@@ -135,3 +135,114 @@ def test_reminders_are_claimed_once_when_due(admin):
     second = services.appointment_reminders_claim(now=now)
 
     assert [a.pk for a in first] == [soon.pk] and second == []
+
+
+@pytest.fixture
+def sales(in_alpha):
+    return user_create(
+        email="sales@alpha.test", password=PASSWORD, full_name="Sally Sales", role=Role.SALES
+    )
+
+
+BOOKING = {
+    "title": "Kick-off",
+    "starts_at": "2027-02-01T09:00",
+    "ends_at": "2027-02-01T10:00",
+    "remind_minutes_before": "15",
+}
+
+
+def test_booking_asks_colleagues_and_other_contacts_and_the_page_shows_them(client, admin, sales):
+    peter = services.contact_create(actor=sales, first_name="Peter", last_name="Gibbons")
+    milton = services.contact_create(actor=sales, first_name="Milton", last_name="Waddams")
+    samir = services.contact_create(actor=sales, first_name="Samir", last_name="Nagheenanajar")
+    client.post("/login/", {"username": sales.email, "password": PASSWORD}, **ALPHA)
+
+    suggestions = client.get(
+        "/contacts/options/", {"field": "contacts", "contacts": "wadd"}, **ALPHA
+    )
+    assert f'value="Milton Waddams #{milton.pk}"' in suggestions.content.decode()
+    client.post(
+        f"/contacts/{peter.pk}/appointments/",
+        {
+            **BOOKING,
+            "users": [admin.pk],
+            # A suggestion as filled in, a bare id, the page's own contact again, a blank box.
+            "contacts": [f"Milton Waddams #{milton.pk}", str(samir.pk), str(peter.pk), ""],
+        },
+        **ALPHA,
+    )
+
+    appointment = Appointment.objects.get()
+    assert set(appointment.users.all()) == {sales, admin}
+    assert set(appointment.contacts.all()) == {peter, milton, samir}
+    assert TimelineEntry.objects.filter(contact=milton, kind="appointment").exists()
+    page = client.get(f"/contacts/{peter.pk}/", **ALPHA)
+    [shown] = page.context["appointments"]
+    assert shown == appointment
+    attendees = page.content.decode().split('data-testid="attendees">')[1].split("</small>")[0]
+    assert "Sally Sales" in attendees and "Alpha Admin" in attendees
+    assert f'<a href="/contacts/{milton.pk}/">Milton Waddams</a>' in attendees
+    calendar = client.get("/calendar/", **ALPHA).content.decode()
+    assert "Kick-off" in calendar and "Alpha Admin" in calendar
+
+
+def test_a_contact_out_of_reach_is_refused_and_nothing_is_booked(client, sales, admin):
+    peter = services.contact_create(actor=sales, first_name="Peter", last_name="Gibbons")
+    hidden = services.contact_create(actor=admin, first_name="Bob", last_name="Porter")
+    client.post("/login/", {"username": sales.email, "password": PASSWORD}, **ALPHA)
+
+    suggestions = client.get(
+        "/contacts/options/", {"field": "contacts", "contacts": "Porter"}, **ALPHA
+    )
+    response = client.post(
+        f"/contacts/{peter.pk}/appointments/",
+        {**BOOKING, "contacts": [f"Bob Porter #{hidden.pk}"]},
+        **ALPHA,
+        follow=True,
+    )
+
+    nonsense = client.post(
+        f"/contacts/{peter.pk}/appointments/",
+        {**BOOKING, "users": ["nope"], "contacts": [str(peter.pk)] * 21},
+        **ALPHA,
+        follow=True,
+    )
+
+    assert "Bob" not in suggestions.content.decode()
+    assert f"Other contacts: No contact “Bob Porter #{hidden.pk}” found." in (
+        response.content.decode()
+    )
+    assert nonsense.status_code == 200
+    assert "Other contacts: Choose at most 20 contacts." in nonsense.content.decode()
+    assert "Colleagues: “nope” is not a valid value." in nonsense.content.decode()
+    assert not Appointment.objects.exists()
+
+
+def test_the_feed_names_the_organizer_and_every_attendee_with_an_address(
+    client, admin, sales, contact
+):
+    now = timezone.now()
+    peter = services.contact_create(
+        actor=admin, first_name="Peter", last_name="O'Brien, Jr.", email="peter@initech.test"
+    )
+    services.appointment_create(
+        actor=admin,
+        title="Review",
+        starts_at=now + timedelta(days=1),
+        ends_at=now + timedelta(days=1, hours=1),
+        users=[sales],
+        contacts=[peter, contact],  # `contact` has no e-mail address
+    )
+
+    response = client.get(f"/calendar/feed/{user_calendar_token(user=sales)}.ics", **ALPHA)
+
+    [event] = Calendar.from_ical(response.content).walk("VEVENT")
+    attendees = {(str(a), a.params["CN"]) for a in event["attendee"]}
+    assert attendees == {
+        ("mailto:admin@alpha.test", "Alpha Admin"),
+        ("mailto:sales@alpha.test", "Sally Sales"),
+        ("mailto:peter@initech.test", "Peter O'Brien, Jr."),
+    }
+    organizer = event["organizer"]
+    assert (str(organizer), organizer.params["CN"]) == ("mailto:admin@alpha.test", "Alpha Admin")

@@ -136,3 +136,26 @@ def test_export_holds_only_what_the_user_may_see(client, people, in_alpha):
     body = b"".join(client.get("/contacts/export.csv", **ALPHA).streaming_content).decode()
 
     assert body.count("\n") == 2 and "Rivals" in body
+
+
+def test_the_account_export_streams_the_filtered_accounts_the_user_may_see(client, people):
+    import csv
+    import io
+
+    from crm.users.models import Role
+    from crm.users.services import user_create
+
+    sales = user_create(
+        email="sales@alpha.test", password=PASSWORD, full_name="Sally", role=Role.SALES
+    )
+    Account.objects.create(name="@SUM(A1:A9)", territory="North", owner=sales)
+    Account.objects.create(name="Sally South", territory="South", owner=sales)
+    client.post("/login/", {"username": sales.email, "password": PASSWORD}, **ALPHA)
+
+    response = client.get("/accounts/export.csv", {"territory": "north"}, **ALPHA)
+
+    assert response.streaming and response["Content-Type"] == "text/csv"
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert rows[0][:3] == ["id", "name", "domain"]
+    # Only Sally's northern account: not the admin's North Co, not her southern one.
+    assert [row[1] for row in rows[1:]] == ["'@SUM(A1:A9)"]

@@ -52,7 +52,7 @@ def test_the_360_page_shows_everything_newest_first_and_filters_by_kind(
     services.task_create(actor=sales, contact=contact, title="Send the quote")
     services.activity_log(actor=sales, contact=contact, kind="meeting", subject="Demo on site")
 
-    with django_assert_max_num_queries(15):
+    with django_assert_max_num_queries(16):
         page = sales_client.get(f"/contacts/{contact.pk}/", **ALPHA)
 
     summaries = [e.summary for e in page.context["timeline"]]
@@ -273,17 +273,19 @@ def test_search_finds_accounts_and_opportunities_too(sales_client, sales, contac
     from crm.demo import pipeline_ensure
     from opportunities.services import opportunity_create
 
-    opportunity_create(
+    deal = opportunity_create(
         actor=sales,
         name="Initech renewal",
         account=contact.account,
         stage=pipeline_ensure().stages.first(),
     )
 
-    results = sales_client.get("/search/", {"q": "initech"}, **ALPHA).context["results"]
+    page = sales_client.get("/search/", {"q": "initech"}, **ALPHA)
 
+    results = page.context["results"]
     assert [a.name for a in results.accounts] == ["Initech"]
     assert [o.name for o in results.opportunities] == ["Initech renewal"]
+    assert f'<a href="/opportunities/{deal.pk}/">Initech renewal</a>' in page.content.decode()
 
 
 def test_search_never_shows_what_the_user_may_not_see(client, contact, in_alpha):

@@ -19,7 +19,8 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture
 def book(committed_tenant, add_user, django_db_blocker):
-    """A tenant with a salesperson who owns Initech, Peter Gibbons there, and a deal."""
+    """A tenant with a salesperson who owns Initech, Peter Gibbons and Michael Bolton there, and
+    a deal."""
     tenant = committed_tenant("sales")
     email = add_user(tenant, "sales")
     with django_db_blocker.unblock(), schema_context(tenant.schema_name):
@@ -32,13 +33,16 @@ def book(committed_tenant, add_user, django_db_blocker):
             email="peter@initech.test",
             account=account,
         )
+        contact_services.contact_create(
+            actor=sales, first_name="Michael", last_name="Bolton", account=account
+        )
         stage = pipeline_ensure().stages.get(name="Qualification")
         deal = opportunity_services.opportunity_create(
             actor=sales,
             name="Initech renewal",
             account=account,
             stage=stage,
-            primary_contact=account.contacts.get(),
+            primary_contact=account.contacts.get(first_name="Peter"),
             amount=Decimal("12000"),
         )
     connection.set_schema_to_public()
@@ -95,6 +99,33 @@ def test_a_salesperson_finds_a_contact_logs_a_call_adds_a_task_and_moves_the_dea
 
     page.get_by_role("link", name="Call", exact=True).click()
     expect(entries).to_have_count(1)
+
+    # An appointment with Michael too, picked from the suggestions while typing.
+    booking = page.get_by_test_id("book-appointment")
+    booking.locator("#id_title").fill("Renewal meeting")
+    booking.locator("#id_starts_at").fill("2027-01-12T10:00")
+    booking.locator("#id_ends_at").fill("2027-01-12T11:00")
+    booking.locator("#id_contacts_0").press_sequentially("bolt")
+    suggestion = booking.locator("#id_contacts_0-options option")
+    expect(suggestion).to_have_count(1)
+    booking.locator("#id_contacts_0").fill(suggestion.get_attribute("value"))
+    booking.get_by_role("button", name="Book").click()
+    expect(page.get_by_test_id("appointments")).to_contain_text("Renewal meeting")
+    expect(page.get_by_test_id("attendees")).to_contain_text("Michael Bolton")
+
+    # A meeting logged on the deal's page, a task added on the account's page.
+    page.goto(live_app.url_for(tenant.slug, f"/opportunities/{deal.pk}/"))
+    log = page.get_by_test_id("log-activity")
+    log.locator("#activity_kind").select_option("meeting")
+    log.locator("#activity_subject").fill("Pricing workshop")
+    log.get_by_role("button", name="Log").click()
+    expect(page.get_by_test_id("activities")).to_contain_text("Meeting: Pricing workshop")
+    page.locator(".sub").get_by_role("link", name="Initech").click()
+    task = page.get_by_test_id("add-task")
+    task.locator("#id_title").fill("Renewal paperwork")
+    task.get_by_role("button", name="Add task").click()
+    expect(page.get_by_test_id("open-tasks")).to_contain_text("Renewal paperwork")
+    expect(page.get_by_test_id("timeline")).to_contain_text("Meeting: Pricing workshop")
 
 
 def test_a_salesperson_pages_back_through_a_long_timeline(page, live_app, book, django_db_blocker):

@@ -142,8 +142,9 @@ def test_editing_a_deal_audits_the_fields_and_records_a_stage_move(client, sales
         Decimal("1200"),
         "Send <b>contract</b>",
     )
-    changes = AuditEntry.objects.filter(object_id=deal.pk, action="updated").get().changes
-    assert set(changes) == {"amount", "forecast_category", "next_step"}
+    fields, move = AuditEntry.objects.filter(object_id=deal.pk, action="updated").order_by("id")
+    assert set(fields.changes) == {"amount", "forecast_category", "next_step"}
+    assert move.changes == {"stage": [stages["Qualification"].pk, stages["Negotiation"].pk]}
     moves = StageChange.objects.filter(opportunity=deal, from_stage=stages["Qualification"])
     assert moves.get().to_stage == stages["Negotiation"]
     page = client.get(f"/opportunities/{deal.pk}/", **ALPHA)
