@@ -719,6 +719,7 @@ class TaskViewSet(
     serializer_class = TaskSerializer
     filterset_class = TaskFilter
     access_action = "contacts.view"
+    # By id first, as before tasks kept a time of change: the default stays what it was.
     orderings = {**BY_ID, **SYNC_ORDERINGS}
     versioned = True
     http_method_names = ["get", "post", "patch", "head", "options"]

@@ -150,9 +150,7 @@ class AppointmentForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         colleagues = self.fields["users"]
         colleagues.iterator = ShortChoices
-        colleagues.queryset = (
-            User.objects.filter(is_active=True).exclude(pk=user.pk).order_by("full_name")
-        )
+        colleagues.queryset = access.colleagues_for(user).exclude(pk=user.pk).order_by("full_name")
         colleagues.label = "Colleagues"
         colleagues.help_text = ""
         self.fields["contacts"] = contacts_picker(user, required=False, label="Other contacts")

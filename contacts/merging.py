@@ -388,17 +388,31 @@ def _move_related(*, model, kept, merged) -> tuple[dict[str, list[int]], list[di
                 related.filter(pk__in=[r.pk for r in clashing]).delete()
         ids = list(rows.values_list("pk", flat=True))
         if ids:
-            related.filter(pk__in=ids).update(**{fk.name: kept.pk}, **_changed_now(fk.model))
+            related.filter(pk__in=ids).update(**{fk.name: kept.pk})
+            _touch(fk.model, ids, moved=fk.name)
             moved[f"{fk.model._meta.label_lower}.{fk.name}"] = ids
     return moved, dropped
 
 
-def _changed_now(model) -> dict:
-    """A row moved from one record to the other has changed, for a sync with `updated_since`,
-    where its model keeps the time of its last change (an UPDATE skips `auto_now`)."""
-    if any(field.name == "updated_at" for field in model._meta.concrete_fields):
-        return {"updated_at": timezone.now()}
-    return {}
+def _touch(model, ids: list[int], *, moved: str) -> None:
+    """Rows whose field `moved` now points at the other record have changed, for a sync with
+    `updated_since`: the rows themselves where their model keeps the time of its last change,
+    or for the link table of a many-to-many field (an appointment's contacts) the records it
+    links to besides (the appointments). An UPDATE skips `auto_now`, so the time is set here."""
+    now = timezone.now()
+    if not model._meta.auto_created:
+        if _keeps_time(model):
+            model._base_manager.filter(pk__in=ids).update(updated_at=now)
+        return
+    links = model._base_manager.filter(pk__in=ids)
+    for field in model._meta.concrete_fields:
+        if field.many_to_one and field.name != moved and _keeps_time(field.related_model):
+            linked = links.values(field.attname)
+            field.related_model._base_manager.filter(pk__in=linked).update(updated_at=now)
+
+
+def _keeps_time(model) -> bool:
+    return any(field.name == "updated_at" for field in model._meta.concrete_fields)
 
 
 def _fold_emails(kept: Contact, before: list[str], merged: Contact) -> None:
@@ -561,8 +575,9 @@ def merge_undo(*, actor, journal: MergeJournal) -> MergeJournal:
                 app_model, field_name = label.rsplit(".", 1)
                 related = apps.get_model(app_model)
                 related._base_manager.filter(pk__in=ids, **{field_name: kept.pk}).update(
-                    **{field_name: journal.merged_id}, **_changed_now(related)
+                    **{field_name: journal.merged_id}
                 )
+                _touch(related, ids, moved=field_name)
             for row in _deserialize(snapshot["dropped"]):
                 row.save(save_m2m=False)
     except IntegrityError as clash:

@@ -5,7 +5,7 @@ from functools import reduce
 
 from django.contrib.postgres.search import TrigramSimilarity
 from django.db import connection
-from django.db.models import F, Prefetch, Q, QuerySet, Value
+from django.db.models import Case, F, Prefetch, Q, QuerySet, Value, When
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Concat, Greatest, Upper
 from django.shortcuts import get_object_or_404
@@ -55,9 +55,10 @@ def account_suggestions(user, text: str, *, limit: int = 15) -> list[Account]:
 
 
 def contact_suggestions(user, text: str, *, limit: int = 15) -> list[Contact]:
-    """Contacts whose name, e-mail, phone or company contains `text`, for a picker."""
+    """Contacts whose name, e-mail, phone or company contains `text`, for a picker; from two
+    characters on, as the shell's search (one letter matches most of a million contacts)."""
     text = " ".join(text.split())[:100]
-    if not text:
+    if len(text) < 2:
         return []
     contacts = access.contacts_for(user).select_related("account")
     return list(contacts_matching(contacts, text).order_by("last_name", "first_name", "id")[:limit])
@@ -328,13 +329,19 @@ def upcoming_appointments(user, *, now, limit: int = 50) -> list:
     )
 
 
-def contact_appointments(user, contact: Contact, *, limit: int = 10) -> list[Appointment]:
-    """The contact's appointments, latest first (so those ahead before those past), with who
-    attends: the users, and the contacts among those `user` may see."""
+def contact_appointments(user, contact: Contact, *, now, limit: int = 10) -> list[Appointment]:
+    """The contact's appointments, those not over yet first, soonest first, then the latest of
+    those past; with who attends: the users, and the contacts among those `user` may see."""
+    ahead = Q(ends_at__gte=now)
     return list(
         contact.appointments.prefetch_related(
             "users", Prefetch("contacts", queryset=access.contacts_for(user).order_by("id"))
-        ).order_by("-starts_at", "-id")[:limit]
+        ).order_by(
+            Case(When(ahead, then=Value(0)), default=Value(1)),
+            Case(When(ahead, then=F("starts_at"))).asc(nulls_last=True),
+            F("starts_at").desc(),
+            "-id",
+        )[:limit]
     )
 
 

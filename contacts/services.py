@@ -213,8 +213,7 @@ def activity_log(
         kind=kind,
         summary=_activity_summary(activity),
         detail=notes,
-        contact=contact,
-        account=activity.account,
+        **_timeline_place(activity),
         actor=actor,
         occurred_at=activity.occurred_at,
     )
@@ -296,18 +295,19 @@ def task_create(
     due = f", due {due_on:%d %b %Y}" if due_on else ""
     timeline_add(
         kind=TimelineEntry.Kind.TASK,
-        **_task_place(task),
+        **_timeline_place(task),
         actor=actor,
         summary=f"Task for {task.assignee}: {title}{due}",
     )
     return task
 
 
-def _task_place(task: Task) -> dict:
-    """Whose timeline a task's news goes on: its contact's and account's, or for a task filed on
-    a deal alone, the deal's account's."""
-    account = task.account or (task.opportunity.account if task.opportunity_id else None)
-    return {"contact": task.contact, "account": account}
+def _timeline_place(row: Activity | Task) -> dict:
+    """Whose timeline an activity's or a task's news goes on: its contact's and account's, or for
+    one filed on a deal alone, the deal's account's (whose page shows the deal's news already;
+    the row itself stays the deal's, for those who may see the deal: crm.access)."""
+    account = row.account or (row.opportunity.account if row.opportunity_id else None)
+    return {"contact": row.contact, "account": account}
 
 
 @transaction.atomic
@@ -328,7 +328,7 @@ def task_set_done(*, actor, task: Task, done: bool) -> Task:
     verb = "completed" if done else "reopened"
     timeline_add(
         kind=TimelineEntry.Kind.TASK,
-        **_task_place(task),
+        **_timeline_place(task),
         actor=actor,
         summary=f"{actor} {verb} the task: {task.title}",
     )

@@ -127,7 +127,9 @@ def contact_detail(request, pk):
             "task_form": TaskForm(),
             "email_form": EmailForm(),
             "appointment_form": AppointmentForm(user=request.user),
-            "appointments": selectors.contact_appointments(request.user, contact),
+            "appointments": selectors.contact_appointments(
+                request.user, contact, now=timezone.now()
+            ),
         },
     )
 

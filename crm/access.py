@@ -184,6 +184,17 @@ def people_for(user) -> QuerySet[User]:
     return User.objects.none()
 
 
+def colleagues_for(user) -> QuerySet[User]:
+    """Who `user` may invite to an appointment (and so name in its calendar entry): the active
+    staff, for staff; for a partner, the active people of the partner's own organisation."""
+    people = User.objects.filter(is_active=True)
+    if user.role == Role.PARTNER:
+        return people.filter(
+            role=Role.PARTNER, partner_organization_id=user.partner_organization_id or -1
+        )
+    return people.exclude(role=Role.PARTNER)
+
+
 def owned_for(user, queryset: QuerySet, *, owner_field: str = "owner") -> QuerySet:
     """Rows of `queryset` (anything with an owner: quotas, forecast snapshots) whose owner the
     user reaches as `opportunities_for` does: all for admins, their own and their team's for

@@ -107,9 +107,7 @@ def opportunity_detail(request, pk):
 def opportunity_log_activity(request, pk):
     opportunity = selectors.opportunity_get(request.user, pk)
     back = reverse("opportunities:detail", args=[opportunity.pk])
-    return quick_actions.log_activity(
-        request, back=back, opportunity=opportunity, account=opportunity.account
-    )
+    return quick_actions.log_activity(request, back=back, opportunity=opportunity)
 
 
 @login_required
@@ -118,9 +116,7 @@ def opportunity_log_activity(request, pk):
 def opportunity_add_task(request, pk):
     opportunity = selectors.opportunity_get(request.user, pk)
     back = reverse("opportunities:detail", args=[opportunity.pk])
-    return quick_actions.add_task(
-        request, back=back, opportunity=opportunity, account=opportunity.account
-    )
+    return quick_actions.add_task(request, back=back, opportunity=opportunity)
 
 
 @login_required

@@ -111,6 +111,20 @@ def test_each_role_sees_the_tasks_on_its_records_and_those_given_to_it(world, wh
     assert {task.title for task in access.tasks_for(world[who])} == expected
 
 
+@pytest.mark.parametrize("who", list(EXPECTED))
+def test_staff_invite_staff_and_partners_only_their_own_organisation(world, who):
+    outsider = user_create(
+        email="other@alpha.test", password=None, full_name="Other", role=Role.PARTNER
+    )
+    outsider.partner_organization = PartnerOrganization.objects.create(name="Other Ltd")
+    outsider.save()
+    staff = {key for key in world if key != "partner"}
+
+    invitable = {user.email.split("@")[0] for user in access.colleagues_for(world[who])}
+
+    assert invitable == ({"partner"} if who == "partner" else staff)
+
+
 @pytest.mark.parametrize("who", ["admin", "sales", "rival", "partner"])
 def test_list_pages_show_only_the_records_the_user_may_see(client, world, who):
     client.post("/login/", {"username": f"{who}@alpha.test", "password": PASSWORD}, **ALPHA)

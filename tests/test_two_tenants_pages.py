@@ -1,7 +1,9 @@
 """Two tenants, page by page: what beta keeps never shows on alpha's host (and the other way
-round), not by its id, not in a search, an export, the pipeline board or My day, while each
-tenant's admin sees their own on their own host. Beta's records are named for "Zebulon",
-alpha's for "Aardvark", and all of them match "harbour"."""
+round), not by its id, not in a search, an export, a picker, the pipeline board, the calendar
+or My day, while each tenant's admin sees their own on their own host. Beta's records are named
+for "Zebulon", alpha's for "Aardvark", and all of them match "harbour"."""
+
+from datetime import timedelta
 
 import pytest
 from django.test import Client
@@ -18,7 +20,7 @@ pytestmark = pytest.mark.django_db
 
 def records_of(tenant, name: str) -> dict:
     """In the tenant's schema, owned by its admin: an account, a contact there, a deal with
-    them, and a task due today about the contact."""
+    them, a task due today about the contact and a meeting with the contact tomorrow."""
     with schema_context(tenant.schema_name):
         admin = User.objects.get(email=f"admin@{tenant.slug}.test")
         account = services.account_create(actor=admin, name=f"{name} Harbour Ltd")
@@ -33,6 +35,14 @@ def records_of(tenant, name: str) -> dict:
         )
         services.task_create(
             actor=admin, contact=contact, title=f"Call {name} back", due_on=timezone.localdate()
+        )
+        start = timezone.now() + timedelta(days=1)
+        services.appointment_create(
+            actor=admin,
+            title=f"{name} review",
+            starts_at=start,
+            ends_at=start + timedelta(hours=1),
+            contacts=[contact],
         )
     return {"contacts": contact, "accounts": account, "opportunities": deal}
 
@@ -71,6 +81,10 @@ def text(response) -> str:
         pytest.param("/opportunities/?q=harbour", {}, id="opportunity list search"),
         pytest.param("/contacts/export.csv", {}, id="contact export"),
         pytest.param("/accounts/export.csv", {}, id="account export"),
+        pytest.param("/opportunities/export.csv", {}, id="opportunity export"),
+        pytest.param("/contacts/options/?field=q&q=harbour", {}, id="contact picker"),
+        pytest.param("/accounts/options/?field=q&q=harbour", {}, id="account picker"),
+        pytest.param("/calendar/", {}, id="calendar"),
         pytest.param("/opportunities/board/", {}, id="pipeline board"),
         pytest.param("/", {}, id="my day"),
     ],

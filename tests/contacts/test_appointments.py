@@ -6,6 +6,7 @@ from icalendar import Calendar
 
 from contacts import services
 from contacts.models import Appointment
+from contacts.selectors import contact_appointments
 from crm.users.models import Role, User
 from crm.users.services import user_calendar_token, user_create
 from tests.conftest import PASSWORD
@@ -162,6 +163,8 @@ def test_booking_asks_colleagues_and_other_contacts_and_the_page_shows_them(clie
         "/contacts/options/", {"field": "contacts", "contacts": "wadd"}, **ALPHA
     )
     assert f'value="Milton Waddams #{milton.pk}"' in suggestions.content.decode()
+    one_letter = client.get("/contacts/options/", {"field": "contacts", "contacts": "w"}, **ALPHA)
+    assert one_letter.status_code == 200 and "Waddams" not in one_letter.content.decode()
     client.post(
         f"/contacts/{peter.pk}/appointments/",
         {
@@ -246,3 +249,19 @@ def test_the_feed_names_the_organizer_and_every_attendee_with_an_address(
     }
     organizer = event["organizer"]
     assert (str(organizer), organizer.params["CN"]) == ("mailto:admin@alpha.test", "Alpha Admin")
+
+
+def test_the_contact_page_lists_what_is_ahead_soonest_first_then_the_latest_past(admin, contact):
+    now = timezone.now()
+    for days in (-30, -2, 1, 3, 20, 40):
+        services.appointment_create(
+            actor=admin,
+            title=f"Day {days}",
+            starts_at=now + timedelta(days=days),
+            ends_at=now + timedelta(days=days, hours=1),
+            contacts=[contact],
+        )
+
+    listed = contact_appointments(admin, contact, now=now, limit=5)
+
+    assert [a.title for a in listed] == ["Day 1", "Day 3", "Day 20", "Day 40", "Day -2"]

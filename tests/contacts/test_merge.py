@@ -384,6 +384,26 @@ def test_rows_moved_by_a_merge_and_its_undo_count_as_changed_for_a_sync(sales, i
     assert [row.get().updated_at >= since for row in rows] == [True, True, True]
 
 
+def test_an_appointment_whose_attendee_a_merge_moves_counts_as_changed(sales, initech):
+    kept = _contact(sales, "Peter", "Gibbons", "peter@initech.test", initech)
+    merged = _contact(sales, "Peter", "Gibons", "pg@home.test", initech)
+    start = timezone.now() + timedelta(days=1)
+    meeting = services.appointment_create(
+        actor=sales,
+        title="Demo",
+        starts_at=start,
+        ends_at=start + timedelta(hours=1),
+        contacts=[merged],
+    )
+    Appointment.objects.filter(pk=meeting.pk).update(updated_at=start - timedelta(days=30))
+    since = timezone.now()
+
+    merging.contact_merge(actor=sales, kept=kept, merged=merged, fields={})
+
+    meeting.refresh_from_db()
+    assert list(meeting.contacts.all()) == [kept] and meeting.updated_at >= since
+
+
 # --- pages ---------------------------------------------------------------------------------------
 
 

@@ -7,6 +7,7 @@ import pytest
 
 from contacts import services
 from contacts.models import Activity, Task
+from crm import access
 from crm.demo import pipeline_ensure
 from crm.users.models import Role, Team
 from crm.users.services import user_create
@@ -84,16 +85,22 @@ def test_the_opportunity_page_logs_a_call_and_adds_a_task_to_the_deal(client, sa
     tasked = client.post(f"/opportunities/{deal.pk}/tasks/", TASK, **ALPHA)
 
     assert logged.url == tasked.url == f"/opportunities/{deal.pk}/"
+    # Filed on the deal alone: only who may see the deal sees them, not all who see its account.
     activity = Activity.objects.get()
-    assert (activity.opportunity, activity.account, activity.contact) == (deal, account, None)
+    assert (activity.opportunity, activity.account, activity.contact) == (deal, None, None)
     task = Task.objects.get()
-    assert (task.opportunity, task.account) == (deal, account)
+    assert (task.opportunity, task.account) == (deal, None)
+    marketer = user_create(
+        email="mk@alpha.test", password=None, full_name="Mk", role=Role.MARKETING
+    )
+    assert not access.tasks_for(marketer).exists()
+    assert not access.activities_for(marketer).exists()
     page = client.get(f"/opportunities/{deal.pk}/", **ALPHA)
     assert [a.subject for a in page.context["activities"]] == ["Budget call"]
     assert [t.title for t in page.context["tasks"]] == ["Send the contract"]
     html = page.content.decode()
     assert 'id="activity_outcome"' in html and 'id="id_outcome"' in html  # no clash
-    # The account's timeline tells it too.
+    # The account's timeline tells it too, as it tells the deal's other news.
     entries = TimelineEntry.objects.filter(account=account).values_list("summary", flat=True)
     assert "Call: Budget call (Approved)" in entries
 
