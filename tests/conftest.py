@@ -101,6 +101,21 @@ def in_alpha(alpha):
         yield alpha
 
 
+@pytest.fixture
+def sales(in_alpha):
+    """A salesperson of alpha, in a team (North) of her own."""
+    from crm.users.models import Role, Team
+    from crm.users.services import user_create
+
+    return user_create(
+        email="sales@alpha.test",
+        password=PASSWORD,
+        full_name="Sally Sales",
+        role=Role.SALES,
+        team=Team.objects.create(name="North"),
+    )
+
+
 def host(tenant) -> str:
     return f"{tenant.slug}.localhost"
 

@@ -14,7 +14,7 @@ from django_tenants.utils import schema_context
 from contacts import services
 from contacts.models import Account, Contact, Task
 from crm.demo import pipeline_ensure
-from crm.users.models import Role, Team, User
+from crm.users.models import Role, User
 from crm.users.services import user_create
 from integrations.models import IdempotentRequest
 from integrations.tasks import idempotency_keys_purge
@@ -27,17 +27,6 @@ pytestmark = pytest.mark.django_db
 
 ALPHA = {"HTTP_HOST": "alpha.localhost"}
 BETA = {"HTTP_HOST": "beta.localhost"}
-
-
-@pytest.fixture
-def sales(in_alpha):
-    return user_create(
-        email="sales@alpha.test",
-        password=PASSWORD,
-        full_name="Sally Sales",
-        role=Role.SALES,
-        team=Team.objects.create(name="North"),
-    )
 
 
 @pytest.fixture

@@ -62,17 +62,6 @@ def admin(in_alpha):
 
 
 @pytest.fixture
-def sales(in_alpha):
-    return user_create(
-        email="sales@alpha.test",
-        password=PASSWORD,
-        full_name="Sally Sales",
-        role=Role.SALES,
-        team=Team.objects.create(name="North"),
-    )
-
-
-@pytest.fixture
 def stranger(in_alpha):
     """A salesperson of another team: their records are out of Sally's reach."""
     return user_create(

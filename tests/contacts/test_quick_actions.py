@@ -9,7 +9,7 @@ from contacts import services
 from contacts.models import Activity, Task
 from crm import access
 from crm.demo import pipeline_ensure
-from crm.users.models import Role, Team
+from crm.users.models import Role
 from crm.users.services import user_create
 from opportunities import services as opportunity_services
 from tests.conftest import PASSWORD
@@ -20,17 +20,6 @@ pytestmark = pytest.mark.django_db
 ALPHA = {"HTTP_HOST": "alpha.localhost"}
 CALL = {"kind": "call", "subject": "Budget call", "outcome": "Approved", "notes": ""}
 TASK = {"title": "Send the contract", "due_on": "2027-01-15", "priority": "3"}
-
-
-@pytest.fixture
-def sales(in_alpha):
-    return user_create(
-        email="sales@alpha.test",
-        password=PASSWORD,
-        full_name="Sally Sales",
-        role=Role.SALES,
-        team=Team.objects.create(name="North"),
-    )
 
 
 @pytest.fixture

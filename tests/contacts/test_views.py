@@ -6,7 +6,7 @@ from django.utils import timezone
 
 from contacts import services
 from contacts.models import Activity, Contact, Task
-from crm.users.models import Role, Team, User
+from crm.users.models import Role, User
 from crm.users.services import user_create
 from tests.conftest import PASSWORD
 from tracking.models import TimelineEntry
@@ -14,17 +14,6 @@ from tracking.models import TimelineEntry
 pytestmark = pytest.mark.django_db
 
 ALPHA = {"HTTP_HOST": "alpha.localhost"}
-
-
-@pytest.fixture
-def sales(in_alpha):
-    return user_create(
-        email="sales@alpha.test",
-        password=PASSWORD,
-        full_name="Sally Sales",
-        role=Role.SALES,
-        team=Team.objects.create(name="North"),
-    )
 
 
 @pytest.fixture

@@ -9,8 +9,6 @@ from django.utils import timezone
 
 from contacts import selectors
 from contacts import services as contact_services
-from crm.users.models import Role, Team
-from crm.users.services import user_create
 from opportunities import services
 from tests.conftest import PASSWORD
 from tracking.models import AuditEntry, TimelineEntry
@@ -18,17 +16,6 @@ from tracking.models import AuditEntry, TimelineEntry
 pytestmark = pytest.mark.django_db
 
 ALPHA = {"HTTP_HOST": "alpha.localhost"}
-
-
-@pytest.fixture
-def sales(in_alpha):
-    return user_create(
-        email="sally@alpha.test",
-        password=PASSWORD,
-        full_name="Sally Sales",
-        role=Role.SALES,
-        team=Team.objects.create(name="North"),
-    )
 
 
 @pytest.fixture

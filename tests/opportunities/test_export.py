@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 
 from contacts import services as contact_services
-from crm.users.models import Role, Team
+from crm.users.models import Role
 from crm.users.services import user_create
 from opportunities import services
 from tests.conftest import PASSWORD
@@ -17,17 +17,6 @@ from tests.conftest import PASSWORD
 pytestmark = pytest.mark.django_db
 
 ALPHA = {"HTTP_HOST": "alpha.localhost"}
-
-
-@pytest.fixture
-def sales(in_alpha):
-    return user_create(
-        email="sales@alpha.test",
-        password=PASSWORD,
-        full_name="Sally Sales",
-        role=Role.SALES,
-        team=Team.objects.create(name="North"),
-    )
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import pytest
 from django_tenants.utils import schema_context
 
 from contacts import services as contact_services
-from crm.users.models import Role, Team, User
+from crm.users.models import Role, User
 from crm.users.services import user_create
 from opportunities import services
 from opportunities.models import LineItem, Opportunity, Pipeline, Product, Stage, StageChange
@@ -18,17 +18,6 @@ pytestmark = pytest.mark.django_db
 
 ALPHA = {"HTTP_HOST": "alpha.localhost"}
 BETA = {"HTTP_HOST": "beta.localhost"}
-
-
-@pytest.fixture
-def sales(in_alpha):
-    return user_create(
-        email="sales@alpha.test",
-        password=PASSWORD,
-        full_name="Sally Sales",
-        role=Role.SALES,
-        team=Team.objects.create(name="North"),
-    )
 
 
 def log_in(client, user):
