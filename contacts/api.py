@@ -304,15 +304,11 @@ def _external_key(record) -> str | None:
 class UpsertMixin:
     """Upsert by external id, one record (PUT .../external/<id>/) or many (POST .../bulk/)."""
 
-    def _hidden_external_ids(self, external_ids) -> set[str]:
-        """External ids taken by records the caller may not see: never updated, never shown."""
-        model = self.model
-        visible = self.get_queryset().filter(external_id__in=external_ids).values("pk")
-        return set(
-            model.objects.filter(external_id__in=external_ids)
-            .exclude(pk__in=visible)
-            .values_list("external_id", flat=True)
-        )
+    def _hidden_external_ids(self, external_ids, *, visible) -> set[str]:
+        """Of `external_ids`, those taken by records the caller may not see (all but `visible`,
+        the ones the caller's records hold): never updated, never shown."""
+        taken = self.model.objects.filter(external_id__in=external_ids)
+        return set(taken.values_list("external_id", flat=True)) - set(visible)
 
     @action(detail=False, methods=["put"], url_path=r"external/(?P<external_id>[^/]+)")
     def upsert(self, request, external_id: str):
@@ -322,7 +318,7 @@ class UpsertMixin:
             )
         with transaction.atomic():
             instance = self.get_queryset().filter(external_id=external_id).first()
-            if instance is None and self._hidden_external_ids([external_id]):
+            if instance is None and self._hidden_external_ids([external_id], visible=()):
                 raise NotFound()
             data = {**request.data, "external_id": external_id}
             if instance is not None:
@@ -349,7 +345,7 @@ class UpsertMixin:
         existing = {
             r.external_id: r for r in self.get_queryset().filter(external_id__in=external_ids)
         }
-        hidden = self._hidden_external_ids(external_ids)
+        hidden = self._hidden_external_ids(external_ids, visible=existing)
         errors, created, changed, seen = [], [], [], set()
         serializer_class = self.get_serializer_class()
         # Uniqueness of external ids is settled above for the whole batch, not a query a record;

@@ -366,6 +366,25 @@ def test_an_oversized_body_is_413_as_json_and_writes_nothing(api, settings):
     assert not Contact.objects.exists()
 
 
+def test_an_external_id_held_by_a_record_out_of_reach_is_never_updated_nor_shown(api, sales):
+    outsider = User.objects.create(email="o@alpha.test", full_name="O", role=Role.SALES)
+    services.contact_create(actor=outsider, first_name="Theirs", owner=outsider, external_id="x-1")
+    services.contact_create(actor=sales, first_name="Mine", external_id="x-2")
+
+    upsert = api("put", "/api/v1/contacts/external/x-1/", {"first_name": "Hijack"})
+    records = [{"external_id": "x-2", "title": "Boss"}, {"external_id": "x-1", "title": "Boss"}]
+    bulk = api("post", "/api/v1/contacts/bulk/", {"records": records})
+
+    assert upsert.status_code == 404
+    assert bulk.status_code == 400 and bulk.json()["errors"] == [
+        {"index": 1, "errors": {"external_id": ["Taken by a record you cannot see."]}}
+    ]
+    assert list(Contact.objects.order_by("id").values_list("first_name", "title")) == [
+        ("Theirs", ""),
+        ("Mine", ""),
+    ]
+
+
 def test_null_characters_in_external_ids_are_400_in_bulk_and_upsert(api):
     bulk = api(
         "post",
