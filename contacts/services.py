@@ -224,6 +224,7 @@ def activity_log(
             reason=f"Meeting: {subject}",
             occurred_at=activity.occurred_at,
         )
+    webhook_emit(event="activity.created", instance=activity)
     return activity
 
 
@@ -262,6 +263,7 @@ def letters_bulk_log(*, actor, letters: list[tuple[Contact, str, str]]) -> list[
         )
         for activity in activities
     )
+    webhook_emit_many(event="activity.created", instances=activities)
     return activities
 
 
@@ -292,6 +294,7 @@ def task_create(
     task.full_clean()
     task.save()
     audit_record(instance=task, action="created", actor=actor)
+    webhook_emit(event="task.created", instance=task)
     due = f", due {due_on:%d %b %Y}" if due_on else ""
     timeline_add(
         kind=TimelineEntry.Kind.TASK,
@@ -312,7 +315,8 @@ def _timeline_place(row: Activity | Task) -> dict:
 
 @transaction.atomic
 def task_update(*, actor, task: Task, **fields) -> Task:
-    audited_update(actor=actor, instance=task, fields=fields)
+    if audited_update(actor=actor, instance=task, fields=fields) is not None:
+        webhook_emit(event="task.updated", instance=task)
     return task
 
 
@@ -325,6 +329,7 @@ def task_set_done(*, actor, task: Task, done: bool) -> Task:
     task.done_at = timezone.now() if done else None
     task.save(update_fields=["done_at", "updated_at"])
     audit_record(instance=task, action="updated", actor=actor, before=before)
+    webhook_emit(event="task.updated", instance=task)
     verb = "completed" if done else "reopened"
     timeline_add(
         kind=TimelineEntry.Kind.TASK,
@@ -365,6 +370,7 @@ def appointment_create(
     appointment.users.set({actor, *users})
     appointment.contacts.set(contacts)
     audit_record(instance=appointment, action="created", actor=actor)
+    webhook_emit(event="appointment.created", instance=appointment)
     when = timezone.localtime(starts_at).strftime("%d %b %Y %H:%M")
     for contact in contacts:
         timeline_add(

@@ -73,6 +73,10 @@ class WebhookEvent(models.TextChoices):
     OPPORTUNITY_DELETED = "opportunity.deleted", "Opportunity deleted"
     OPPORTUNITY_STAGE_CHANGED = "opportunity.stage_changed", "Opportunity stage changed"
     CONTACT_SALES_READY = "contact.sales_ready", "Contact ready to talk (sales-ready)"
+    ACTIVITY_CREATED = "activity.created", "Activity logged"
+    TASK_CREATED = "task.created", "Task created"
+    TASK_UPDATED = "task.updated", "Task updated (or done, or reopened)"
+    APPOINTMENT_CREATED = "appointment.created", "Appointment booked"
 
 
 class WebhookEndpoint(models.Model):

@@ -43,6 +43,9 @@ SERIALIZERS = {
     "contacts.contact": "contacts.api.ContactSerializer",
     "contacts.account": "contacts.api.AccountSerializer",
     "opportunities.opportunity": "opportunities.api.OpportunitySerializer",
+    "contacts.activity": "contacts.api.ActivitySerializer",
+    "contacts.task": "contacts.api.TaskSerializer",
+    "contacts.appointment": "contacts.api.AppointmentSerializer",
 }
 
 # Waits before the 2nd, 3rd... attempt; the last one repeats if CRM_WEBHOOK_MAX_ATTEMPTS asks for

@@ -149,6 +149,44 @@ def test_an_event_reaches_only_the_active_endpoints_subscribed_to_it(
 
 
 @pytest.mark.django_db
+def test_activities_tasks_and_appointments_are_told_as_the_api_shows_them(admin, receiver):
+    events = ["activity.created", "task.created", "task.updated", "appointment.created"]
+    listening = endpoint_for(admin, receiver.url, events)
+    endpoint_for(admin, receiver.url + "/contacts", ["contact.created"])
+    peter = contact_services.contact_create(actor=admin, first_name="Peter")
+    start = timezone.now() + timedelta(days=1)
+
+    call = contact_services.activity_log(actor=admin, kind="call", subject="Hi", contact=peter)
+    letters = contact_services.letters_bulk_log(actor=admin, letters=[(peter, "Offer", "Dear")])
+    task = contact_services.task_create(actor=admin, title="Call back", contact=peter)
+    contact_services.task_update(actor=admin, task=task, title="Call back")  # no change
+    contact_services.task_set_done(actor=admin, task=task, done=True)
+    meeting = contact_services.appointment_create(
+        actor=admin,
+        title="Demo",
+        starts_at=start,
+        ends_at=start + timedelta(hours=1),
+        contacts=[peter],
+    )
+
+    told = [
+        (d.event, d.payload["data"]["id"])
+        for d in WebhookDelivery.objects.filter(endpoint=listening).order_by("id")
+    ]
+    assert told == [
+        ("activity.created", call.pk),
+        ("activity.created", letters[0].pk),
+        ("task.created", task.pk),
+        ("task.updated", task.pk),
+        ("appointment.created", meeting.pk),
+    ]
+    done = WebhookDelivery.objects.get(event="task.updated").payload["data"]
+    assert done["done"] is True and done["contact"] == peter.pk
+    booked = WebhookDelivery.objects.get(event="appointment.created").payload["data"]
+    assert booked["contacts"] == [peter.pk] and booked["users"] == [admin.pk]
+
+
+@pytest.mark.django_db
 def test_without_endpoints_an_event_costs_one_query(admin, django_assert_num_queries):
     account = contact_services.account_create(actor=admin, name="Initech")
 
