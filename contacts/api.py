@@ -29,7 +29,7 @@ from contacts.models import (
 )
 from contacts.selectors import contacts_matching
 from crm import access
-from crm.api.filters import UtcDateTimeFilter
+from crm.api.filters import UtcDateTimeFilter, updated_since_filter
 from crm.api.idempotency import idempotent
 from crm.api.pagination import BY_ID, BY_OCCURRENCE, SYNC_ORDERINGS
 from crm.api.serializers import (
@@ -189,11 +189,7 @@ class ContactSerializer(VersionedSerializer):
 
 
 class ContactFilter(django_filters.FilterSet):
-    updated_since = UtcDateTimeFilter(
-        field_name="updated_at",
-        lookup_expr="gte",
-        help_text="Only contacts changed at or after this time (ISO 8601), for syncing.",
-    )
+    updated_since = updated_since_filter("contacts")
     owner = django_filters.NumberFilter(help_text="Owned by this user id.")
     account = django_filters.NumberFilter(help_text="At this account id.")
     lifecycle_stage = django_filters.ChoiceFilter(
@@ -220,11 +216,7 @@ class ContactFilter(django_filters.FilterSet):
 
 
 class AccountFilter(django_filters.FilterSet):
-    updated_since = UtcDateTimeFilter(
-        field_name="updated_at",
-        lookup_expr="gte",
-        help_text="Only accounts changed at or after this time (ISO 8601), for syncing.",
-    )
+    updated_since = updated_since_filter("accounts")
     owner = django_filters.NumberFilter(help_text="Owned by this user id.")
     customer_type = django_filters.ChoiceFilter(
         choices=CustomerType.choices, help_text="Of this customer type."
@@ -647,11 +639,7 @@ class ActivityFilter(LinkedFilter):
 
 
 class TaskFilter(LinkedFilter):
-    updated_since = UtcDateTimeFilter(
-        field_name="updated_at",
-        lookup_expr="gte",
-        help_text="Only tasks changed at or after this time (ISO 8601), for syncing.",
-    )
+    updated_since = updated_since_filter("tasks")
     assignee = django_filters.NumberFilter(help_text="Assigned to this user id.")
     done = django_filters.BooleanFilter(
         field_name="done_at", lookup_expr="isnull", exclude=True, help_text="Done (true) or open."
@@ -666,11 +654,7 @@ class TaskFilter(LinkedFilter):
 
 
 class AppointmentFilter(django_filters.FilterSet):
-    updated_since = UtcDateTimeFilter(
-        field_name="updated_at",
-        lookup_expr="gte",
-        help_text="Only appointments changed at or after this time (ISO 8601), for syncing.",
-    )
+    updated_since = updated_since_filter("appointments")
     starts_after = UtcDateTimeFilter(
         field_name="starts_at", lookup_expr="gte", help_text="Starting at or after this time."
     )

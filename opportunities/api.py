@@ -5,7 +5,7 @@ from django.db.models import Q
 from rest_framework import mixins, serializers
 
 from crm import access
-from crm.api.filters import UtcDateTimeFilter
+from crm.api.filters import updated_since_filter
 from crm.api.pagination import SYNC_ORDERINGS
 from crm.api.serializers import StrictModelSerializer, VersionedSerializer
 from crm.api.viewsets import ApiViewSet, RecordViewSet, RetrieveRecordMixin
@@ -171,11 +171,7 @@ class OpportunitySerializer(VersionedSerializer):
 
 
 class OpportunityFilter(django_filters.FilterSet):
-    updated_since = UtcDateTimeFilter(
-        field_name="updated_at",
-        lookup_expr="gte",
-        help_text="Only deals changed at or after this time (ISO 8601), for syncing.",
-    )
+    updated_since = updated_since_filter("deals")
     owner = django_filters.NumberFilter(help_text="Owned by this user id.")
     account = django_filters.NumberFilter(help_text="With this account id.")
     stage = django_filters.NumberFilter(help_text="In this stage id.")

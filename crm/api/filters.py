@@ -27,3 +27,12 @@ class UtcDateTimeFilter(django_filters.IsoDateTimeFilter):
     """`IsoDateTimeFilter` for any valid ISO 8601 time, whatever its UTC offset."""
 
     field_class = UtcDateTimeField
+
+
+def updated_since_filter(records: str) -> UtcDateTimeFilter:
+    """The `updated_since` filter a sync pages with: `records` changed at or after a time."""
+    return UtcDateTimeFilter(
+        field_name="updated_at",
+        lookup_expr="gte",
+        help_text=f"Only {records} changed at or after this time (ISO 8601), for syncing.",
+    )
